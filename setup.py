@@ -1,0 +1,44 @@
+"""Installation script of monai-afire."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "monai_afire" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="monai-afire",
+    version=VERSION,
+    description="AFiRe: anatomy-driven self-supervised learning for fine-grained radiograph representation, for MONAI",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["monai_afire", "monai_afire.*"]),
+    install_requires=[
+        "monai>=1.4",
+        "torch>=2.4",
+        "pytorch-ignite>=0.5",
+        "nibabel",
+        "pydicom>=2.4",
+        "scikit-learn",
+        "matplotlib",
+        "tqdm",
+        "einops",
+        "numpy",
+        "scipy",
+        "pillow",
+        "tensorboard",
+        "pyyaml",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "pytest-xdist", "parameterized", "ruff", "nbformat", "nbclient", "ipykernel"],
+        "data": ["pydicom-data"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Medical Science Apps.",
+    ],
+)
