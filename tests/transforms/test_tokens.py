@@ -12,7 +12,9 @@ class TestPatchLabels(unittest.TestCase):
     def test_matches_patch_embedding_order(self, dims, spatial):
         """A mask that covers one patch marks the token whose embedding that patch alone changes."""
         patch = 8
-        embed = PatchEmbeddingBlock(1, spatial, patch, 16, 2, proj_type="conv", pos_embed_type="none", spatial_dims=dims)
+        embed = PatchEmbeddingBlock(
+            1, spatial, patch, 16, 2, proj_type="conv", pos_embed_type="none", spatial_dims=dims
+        )
         base = torch.zeros(1, 1, *spatial)
         grid = [s // patch for s in spatial]
         target = [g - 1 if i == 0 else 1 for i, g in enumerate(grid)]
