@@ -2,6 +2,56 @@
 
 from __future__ import annotations
 
+from .body_region import BodyRegion, find_body_region, otsu_threshold
+from .radiograph import (
+    PHOTOMETRIC_TAG,
+    InvertMonochrome1,
+    InvertMonochrome1D,
+    InvertMonochrome1d,
+    InvertMonochrome1Dict,
+    LoadRadiograph,
+    LoadRadiographD,
+    LoadRadiographd,
+    LoadRadiographDict,
+    RadiographDicomReader,
+    ToGrayscale,
+    ToGrayscaleD,
+    ToGrayscaled,
+    ToGrayscaleDict,
+    radiograph_transforms,
+)
+from .synthetic_lesion import (
+    LesionBlob,
+    RandSyntheticLesion,
+    RandSyntheticLesionD,
+    RandSyntheticLesiond,
+    RandSyntheticLesionDict,
+)
 from .tokens import patch_labels
 
-__all__ = ["patch_labels"]
+__all__ = [
+    "BodyRegion",
+    "InvertMonochrome1",
+    "InvertMonochrome1D",
+    "InvertMonochrome1Dict",
+    "InvertMonochrome1d",
+    "LesionBlob",
+    "LoadRadiograph",
+    "LoadRadiographD",
+    "LoadRadiographDict",
+    "LoadRadiographd",
+    "PHOTOMETRIC_TAG",
+    "RadiographDicomReader",
+    "RandSyntheticLesion",
+    "RandSyntheticLesionD",
+    "RandSyntheticLesionDict",
+    "RandSyntheticLesiond",
+    "ToGrayscale",
+    "ToGrayscaleD",
+    "ToGrayscaleDict",
+    "ToGrayscaled",
+    "find_body_region",
+    "otsu_threshold",
+    "patch_labels",
+    "radiograph_transforms",
+]
