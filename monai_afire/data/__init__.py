@@ -1,1 +1,35 @@
-"""data of monai-afire."""
+"""data of monai-afire: dataset readers, label-fraction splits and simulated chest radiographs."""
+
+from __future__ import annotations
+
+from .datasets import (
+    CHESTXRAY14_CLASSES,
+    CHEXPERT_ALL_CLASSES,
+    CHEXPERT_CLASSES,
+    IMAGE_EXTENSIONS,
+    RSNA_CLASSES,
+    VINDR_CLASSES,
+    load_chestxray14,
+    load_chexpert,
+    load_csv_dataset,
+    load_dataset,
+    load_image_folder,
+    load_rsna_pneumonia,
+    load_vindr_cxr,
+)
+
+__all__ = [
+    "CHESTXRAY14_CLASSES",
+    "CHEXPERT_ALL_CLASSES",
+    "CHEXPERT_CLASSES",
+    "IMAGE_EXTENSIONS",
+    "RSNA_CLASSES",
+    "VINDR_CLASSES",
+    "load_chestxray14",
+    "load_chexpert",
+    "load_csv_dataset",
+    "load_dataset",
+    "load_image_folder",
+    "load_rsna_pneumonia",
+    "load_vindr_cxr",
+]
