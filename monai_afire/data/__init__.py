@@ -17,6 +17,7 @@ from .datasets import (
     load_rsna_pneumonia,
     load_vindr_cxr,
 )
+from .splits import label_fraction_split, read_split_list, write_split_list
 
 __all__ = [
     "CHESTXRAY14_CLASSES",
@@ -32,4 +33,7 @@ __all__ = [
     "load_image_folder",
     "load_rsna_pneumonia",
     "load_vindr_cxr",
+    "label_fraction_split",
+    "read_split_list",
+    "write_split_list",
 ]
