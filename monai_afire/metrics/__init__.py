@@ -1,1 +1,36 @@
-"""metrics of monai-afire."""
+"""Evaluation metrics of monai-afire: AUROC tables, localisation scores and anatomy cluster cohesion."""
+
+from __future__ import annotations
+
+from .classification import AUROCResult, auroc_markdown, multilabel_auroc, write_auroc_csv, write_auroc_markdown
+from .cohesion import cohesion_metrics, evaluate_cohesion, token_anatomy_labels, token_embeddings
+from .localization import (
+    box_from_map,
+    box_hits,
+    check_boxes,
+    localization_markdown,
+    localization_scores,
+    pixel_auroc,
+    pointing_game,
+    write_localization_markdown,
+)
+
+__all__ = [
+    "AUROCResult",
+    "auroc_markdown",
+    "multilabel_auroc",
+    "write_auroc_csv",
+    "write_auroc_markdown",
+    "cohesion_metrics",
+    "evaluate_cohesion",
+    "token_anatomy_labels",
+    "token_embeddings",
+    "box_from_map",
+    "box_hits",
+    "check_boxes",
+    "localization_markdown",
+    "localization_scores",
+    "pixel_auroc",
+    "pointing_game",
+    "write_localization_markdown",
+]

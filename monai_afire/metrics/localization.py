@@ -1,0 +1,199 @@
+"""Localisation scores of heat maps against ground-truth boxes and masks (pointing game, box IoU hits, pixel AUROC)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from monai.data.box_utils import box_iou
+from scipy import ndimage
+from sklearn.metrics import roc_auc_score
+
+__all__ = [
+    "check_boxes",
+    "box_from_map",
+    "pointing_game",
+    "box_hits",
+    "pixel_auroc",
+    "localization_scores",
+    "localization_markdown",
+    "write_localization_markdown",
+]
+
+DEFAULT_IOU_THRESHOLDS = (0.1, 0.3, 0.5)
+
+
+def _map2d(heatmap: np.ndarray | torch.Tensor, name: str = "heatmap") -> np.ndarray:
+    if isinstance(heatmap, torch.Tensor):
+        heatmap = heatmap.detach().cpu().float().numpy()
+    arr = np.asarray(heatmap, dtype=np.float64)
+    arr = arr.reshape(arr.shape[-2:]) if arr.ndim > 2 and int(np.prod(arr.shape[:-2])) == 1 else arr
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D map (H, W) (or (1, H, W)), got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return arr
+
+
+def check_boxes(boxes: Sequence | np.ndarray | torch.Tensor, image_shape: Sequence[int], name: str = "boxes") -> np.ndarray:
+    """Validate pixel boxes ``[x0, y0, x1, y1]`` against an image of shape (H, W).
+
+    Args:
+        boxes: (N, 4) boxes, x along the image columns and y along its rows, x0 < x1 and y0 < y1.
+        image_shape: (H, W) of the image the boxes are drawn on.
+        name: how the boxes are named in error messages (e.g. a file name).
+
+    Returns:
+        float64 array (N, 4).
+
+    Raises:
+        ValueError: when a box is malformed, empty or reaches outside the image.
+    """
+    if isinstance(boxes, torch.Tensor):
+        boxes = boxes.detach().cpu().numpy()
+    arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if len(boxes) else np.zeros((0, 4))
+    h, w = (float(v) for v in image_shape[-2:])
+    for box in arr:
+        x0, y0, x1, y1 = box
+        if not np.all(np.isfinite(box)) or x0 >= x1 or y0 >= y1:
+            raise ValueError(f"{name}: box {box.tolist()} is not [x0, y0, x1, y1] with x0 < x1 and y0 < y1.")
+        if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+            raise ValueError(
+                f"{name}: box {box.tolist()} reaches outside the image of {int(w)} x {int(h)} pixels (width x height);"
+                " boxes must be in pixels of the map they are scored on (rescale them with the image)."
+            )
+    return arr
+
+
+def box_from_map(heatmap: np.ndarray | torch.Tensor, threshold: float = 0.5) -> np.ndarray | None:
+    """Bounding box ``[x0, y0, x1, y1]`` of the largest connected region of a thresholded map.
+
+    The map is min-max normalised first, so ``threshold`` is a fraction of its range. Returns None for a constant
+    map (nothing is localised).
+    """
+    arr = _map2d(heatmap)
+    lo, hi = arr.min(), arr.max()
+    if hi <= lo:
+        return None
+    regions, count = ndimage.label((arr - lo) / (hi - lo) >= threshold)
+    sizes = np.bincount(regions.ravel(), minlength=count + 1)[1:]
+    rows, cols = np.nonzero(regions == int(np.argmax(sizes)) + 1)
+    return np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float64)
+
+
+def pointing_game(heatmap: np.ndarray | torch.Tensor, boxes: Sequence | np.ndarray, name: str = "boxes") -> bool:
+    """True when the map's maximum (the first one, for ties) lies in one of the ground-truth boxes."""
+    arr = _map2d(heatmap)
+    gt = check_boxes(boxes, arr.shape, name)
+    y, x = np.unravel_index(int(np.argmax(arr)), arr.shape)
+    px, py = x + 0.5, y + 0.5  # pixel centre
+    return bool(np.any((gt[:, 0] <= px) & (px <= gt[:, 2]) & (gt[:, 1] <= py) & (py <= gt[:, 3])))
+
+
+def box_hits(
+    heatmap: np.ndarray | torch.Tensor,
+    boxes: Sequence | np.ndarray,
+    iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+    map_threshold: float = 0.5,
+    name: str = "boxes",
+) -> dict[float, bool]:
+    """Whether the box of the thresholded map overlaps a ground-truth box with IoU >= each threshold."""
+    arr = _map2d(heatmap)
+    gt = check_boxes(boxes, arr.shape, name)
+    pred = box_from_map(arr, map_threshold)
+    best = 0.0 if pred is None or len(gt) == 0 else float(np.max(box_iou(pred[None], gt)))
+    return {float(t): best >= t for t in iou_thresholds}
+
+
+def pixel_auroc(heatmap: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor) -> float:
+    """AUROC of map values for telling mask pixels (> 0) from the rest; NaN when the mask is empty or full."""
+    arr = _map2d(heatmap)
+    m = _map2d(mask, "mask") > 0
+    if m.shape != arr.shape:
+        raise ValueError(f"mask shape {m.shape} does not match the heat map shape {arr.shape}.")
+    if m.all() or not m.any():
+        return math.nan
+    return float(roc_auc_score(m.ravel(), arr.ravel()))
+
+
+def localization_scores(
+    maps: Sequence[np.ndarray | torch.Tensor],
+    boxes: Sequence[Sequence | np.ndarray],
+    findings: Sequence[str],
+    masks: Sequence[np.ndarray | torch.Tensor | None] | None = None,
+    iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+    map_threshold: float = 0.5,
+    names: Sequence[str] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Score heat maps per finding: pointing game, box hit rates at each IoU and (with masks) pixel AUROC.
+
+    One case is one (image, finding) pair: ``maps[i]`` is the map computed for ``findings[i]`` (e.g. the Grad-CAM of
+    that class) and ``boxes[i]`` holds that finding's ground-truth boxes in the same pixel grid as the map.
+
+    Args:
+        maps: heat maps (H, W), one per case.
+        boxes: ground-truth boxes per case, (N_i, 4) ``[x0, y0, x1, y1]``.
+        findings: finding name per case.
+        masks: optional ground-truth masks per case (None entries skipped) for the pixel AUROC.
+        iou_thresholds: IoU levels of the box hit rates.
+        map_threshold: fraction of the map's range above which pixels form the predicted region.
+        names: optional case names (file names) used in error messages.
+
+    Returns:
+        ``{finding: {"cases": n, "pointing_game": rate, "hit@0.1": rate, ..., "pixel_auroc": mean}}`` and an
+        ``"all"`` row over every case; ``pixel_auroc`` is NaN where no mask is defined.
+    """
+    if not (len(maps) == len(boxes) == len(findings)):
+        raise ValueError(f"maps ({len(maps)}), boxes ({len(boxes)}) and findings ({len(findings)}) must match.")
+    if masks is not None and len(masks) != len(maps):
+        raise ValueError(f"masks ({len(masks)}) and maps ({len(maps)}) must match.")
+    per_case: dict[str, list[dict[str, float]]] = {}
+    for i, (heatmap, gt, finding) in enumerate(zip(maps, boxes, findings)):
+        label = f"case {i} ({names[i]}, {finding})" if names is not None else f"case {i} ({finding})"
+        if len(gt) == 0:
+            raise ValueError(f"{label}: no ground-truth box to score the map against.")
+        row = {"pointing_game": float(pointing_game(heatmap, gt, label))}
+        for t, hit in box_hits(heatmap, gt, iou_thresholds, map_threshold, label).items():
+            row[f"hit@{t:g}"] = float(hit)
+        mask = None if masks is None else masks[i]
+        row["pixel_auroc"] = math.nan if mask is None else pixel_auroc(heatmap, mask)
+        per_case.setdefault(str(finding), []).append(row)
+        per_case.setdefault("all", []).append(row)
+    out: dict[str, dict[str, float]] = {}
+    for finding in sorted(k for k in per_case if k != "all") + (["all"] if per_case else []):
+        rows = per_case[finding]
+        scores: dict[str, float] = {"cases": float(len(rows))}
+        for key in rows[0]:
+            values = np.array([r[key] for r in rows])
+            values = values[~np.isnan(values)]
+            scores[key] = float(values.mean()) if values.size else math.nan
+        out[finding] = scores
+    return out
+
+
+def localization_markdown(scores: dict[str, dict[str, float]], digits: int = 3, title: str | None = None) -> str:
+    """Markdown table of :func:`localization_scores`: one row per finding, the ``all`` row last."""
+    if not scores:
+        raise ValueError("localization_markdown: no scores to tabulate.")
+    keys = [k for k in next(iter(scores.values())) if k != "cases"]
+    lines = [f"### {title}", ""] if title else []
+    lines += ["| finding | cases | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
+    for finding, row in scores.items():
+        cells = ["n/a" if math.isnan(row[k]) else f"{row[k]:.{digits}f}" for k in keys]
+        label = f"**{finding}**" if finding == "all" else finding
+        lines.append(f"| {label} | {int(row['cases'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_localization_markdown(
+    scores: dict[str, dict[str, float]], path: str | os.PathLike, digits: int = 3, title: str | None = None
+) -> str:
+    """Write :func:`localization_markdown` to ``path`` (parent folders created) and return the text."""
+    text = localization_markdown(scores, digits=digits, title=title)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return text
