@@ -186,7 +186,9 @@ def auroc_markdown(result: AUROCResult, digits: int = 3, title: str | None = Non
     return "\n".join(lines) + "\n"
 
 
-def write_auroc_markdown(result: AUROCResult, path: str | os.PathLike, digits: int = 3, title: str | None = None) -> str:
+def write_auroc_markdown(
+    result: AUROCResult, path: str | os.PathLike, digits: int = 3, title: str | None = None
+) -> str:
     """Write :func:`auroc_markdown` to ``path`` (parent folders created) and return the text."""
     text = auroc_markdown(result, digits=digits, title=title)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -38,7 +38,9 @@ def _map2d(heatmap: np.ndarray | torch.Tensor, name: str = "heatmap") -> np.ndar
     return arr
 
 
-def check_boxes(boxes: Sequence | np.ndarray | torch.Tensor, image_shape: Sequence[int], name: str = "boxes") -> np.ndarray:
+def check_boxes(
+    boxes: Sequence | np.ndarray | torch.Tensor, image_shape: Sequence[int], name: str = "boxes"
+) -> np.ndarray:
     """Validate pixel boxes ``[x0, y0, x1, y1]`` against an image of shape (H, W).
 
     Args:
