@@ -1,1 +1,10 @@
 """losses of monai-afire."""
+
+from __future__ import annotations
+
+from .afire_loss import AFiReLoss
+from .anatomy_consistency import AnatomyConsistencyLoss
+from .restoration import AnomalyRemovalRestorationLoss
+from .sinkhorn import sinkhorn_knopp
+
+__all__ = ["AFiReLoss", "AnatomyConsistencyLoss", "AnomalyRemovalRestorationLoss", "sinkhorn_knopp"]

@@ -1,0 +1,145 @@
+"""Anatomy consistency: structure (per-position prototype targets) and category (shared lesion prototype) terms."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.nn.modules.loss import _Loss
+
+from .distributed import all_reduce_, distributed_ready
+from .sinkhorn import sinkhorn_knopp
+
+__all__ = ["AnatomyConsistencyLoss"]
+
+
+class AnatomyConsistencyLoss(_Loss):
+    """AFiRe's anatomy consistency loss with its prototype state.
+
+    In training mode every call first updates the prototype state ``P`` (buffer ``prototype_state``, L x K, saved
+    in checkpoints) from the batch mean ``T`` of the teacher logits (averaged over all processes, weighted by
+    their batch sizes, when torch.distributed is initialised): ``P <- T`` when ``replace_prototypes`` is True or
+    on the first update ever, else ``P <- m P + (1 - m) T``. ``P`` is then identical on every process, so the
+    targets ``Q = sinkhorn_knopp(P)`` need no communication. In eval mode ``P`` is left unchanged.
+
+    With ``p = softmax(student_logits / temperature)`` over the K position prototypes and the lesion prototype:
+
+    - structure ``L_stru``: mean over normal tokens (b, j) of ``-sum_k Q[j, k] log p[b, j, k]``; the target is
+      ``Q_j`` padded with 0 at the lesion index, so normal tokens put no mass on the lesion prototype;
+    - category ``L_cate``: mean over abnormal tokens of ``-log p[b, j, K]`` (one-hot on the lesion prototype).
+
+    An empty term (no normal or no abnormal token in the batch) is 0. With ``category_weight == 0`` the softmax
+    of the structure term runs over the K position prototypes only (the lesion logit is dropped) and abnormal
+    tokens are ignored: exactly the authors' published formulation. Everything is vectorised over tokens.
+
+    Args:
+        num_positions: token positions L.
+        num_prototypes: prototypes per position K.
+        student_temperature: temperature of the student softmax.
+        prototype_momentum: EMA momentum m of the prototype state.
+        epsilon: Sinkhorn temperature.
+        sinkhorn_iterations: Sinkhorn rounds.
+        category_weight: weight of ``L_cate`` in :meth:`forward`; 0 selects the authors' formulation.
+    """
+
+    def __init__(
+        self,
+        num_positions: int,
+        num_prototypes: int,
+        student_temperature: float = 0.1,
+        prototype_momentum: float = 0.75,
+        epsilon: float = 0.05,
+        sinkhorn_iterations: int = 3,
+        category_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if student_temperature <= 0 or not 0.0 <= prototype_momentum <= 1.0 or category_weight < 0:
+            raise ValueError(
+                "AnatomyConsistencyLoss: need student_temperature > 0, prototype_momentum in [0, 1] and "
+                f"category_weight >= 0, got {student_temperature}, {prototype_momentum}, {category_weight}."
+            )
+        self.num_positions = int(num_positions)
+        self.num_prototypes = int(num_prototypes)
+        self.student_temperature = float(student_temperature)
+        self.prototype_momentum = float(prototype_momentum)
+        self.epsilon = float(epsilon)
+        self.sinkhorn_iterations = int(sinkhorn_iterations)
+        self.category_weight = float(category_weight)
+        self.register_buffer("prototype_state", torch.zeros(self.num_positions, self.num_prototypes))
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update_prototype_state(self, teacher_logits: torch.Tensor, replace: bool = False) -> torch.Tensor:
+        """Update ``prototype_state`` from teacher logits (B, L, K) and return it."""
+        batch_sum = teacher_logits.detach().float().sum(dim=0)
+        count = torch.tensor(float(teacher_logits.shape[0]), device=batch_sum.device)
+        if distributed_ready():
+            all_reduce_(batch_sum)
+            all_reduce_(count)
+        if count.item() == 0:
+            return self.prototype_state
+        mean = batch_sum / count
+        if replace or int(self.num_updates) == 0:
+            self.prototype_state.copy_(mean)
+        else:
+            self.prototype_state.lerp_(mean, 1.0 - self.prototype_momentum)
+        self.num_updates += 1
+        return self.prototype_state
+
+    def targets(self) -> torch.Tensor:
+        """Sinkhorn targets Q (L, K) of the current prototype state."""
+        return sinkhorn_knopp(self.prototype_state, self.epsilon, self.sinkhorn_iterations)
+
+    def structure_and_category(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        token_labels: torch.Tensor,
+        replace_prototypes: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two terms ``(L_stru, L_cate)`` as scalar tensors.
+
+        Args:
+            student_logits: (B, L, K + 1), the lesion logit last.
+            teacher_logits: (B, L, K).
+            token_labels: (B, L) bool, True for abnormal tokens.
+            replace_prototypes: set P to the batch mean instead of the EMA step (first epoch).
+        """
+        b, n, k = teacher_logits.shape
+        if (n, k) != (self.num_positions, self.num_prototypes) or student_logits.shape != (b, n, k + 1):
+            raise ValueError(
+                f"AnatomyConsistencyLoss: expected student_logits (B, {self.num_positions}, "
+                f"{self.num_prototypes + 1}) and teacher_logits (B, {self.num_positions}, {self.num_prototypes}), "
+                f"got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}."
+            )
+        if token_labels.shape != (b, n):
+            raise ValueError(f"AnatomyConsistencyLoss: token_labels must be ({b}, {n}), got {tuple(token_labels)}.")
+        if self.training:
+            self.update_prototype_state(teacher_logits, replace=replace_prototypes)
+        q = self.targets()
+        scaled = student_logits.float() / self.student_temperature
+        abnormal = token_labels.bool()
+        normal = (~abnormal).float()
+        if self.category_weight == 0:
+            log_p = F.log_softmax(scaled[..., :k], dim=-1)
+            category = scaled.new_zeros(())
+        else:
+            log_p = F.log_softmax(scaled, dim=-1)
+            lesion_nll = -log_p[..., k]
+            category = (lesion_nll * abnormal.float()).sum() / abnormal.sum().clamp_min(1)
+            log_p = log_p[..., :k]
+        token_ce = -(log_p * q.unsqueeze(0)).sum(dim=-1)
+        structure = (token_ce * normal).sum() / normal.sum().clamp_min(1)
+        return structure, category
+
+    def forward(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        token_labels: torch.Tensor,
+        replace_prototypes: bool = False,
+    ) -> torch.Tensor:
+        """``L_stru + category_weight * L_cate``; see :meth:`structure_and_category` for the arguments."""
+        structure, category = self.structure_and_category(
+            student_logits, teacher_logits, token_labels, replace_prototypes
+        )
+        return structure + self.category_weight * category

@@ -1,0 +1,55 @@
+"""Sinkhorn-Knopp equipartition of prototype scores."""
+
+from __future__ import annotations
+
+import torch
+
+from .distributed import all_reduce_
+
+__all__ = ["sinkhorn_knopp"]
+
+_TINY = torch.finfo(torch.float64).tiny
+
+
+@torch.no_grad()
+def sinkhorn_knopp(
+    scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3, rows_distributed: bool = False
+) -> torch.Tensor:
+    """Turn scores (N, K) into soft assignments whose rows sum to 1 and whose columns get equal mass.
+
+    Computes ``exp(scores / epsilon)`` (in float64, after subtracting the global maximum), then alternates
+    ``iterations`` times: scale columns to mass 1/K each, then rows to 1/N each; finally rows are scaled to sum 1.
+    This is the SwAV/DINO procedure with positions as rows and prototypes as columns.
+
+    Args:
+        scores: (N, K), e.g. the prototype state P (L, K).
+        epsilon: temperature; smaller is sharper.
+        iterations: alternating normalisation rounds (>= 1).
+        rows_distributed: the rows are sharded across processes: the maximum, column sums and row count are
+            all-reduced. Without a process group this changes nothing.
+
+    Returns:
+        float tensor (N, K) in the dtype of ``scores`` (float32 for integer input), no gradient.
+    """
+    if scores.ndim != 2 or scores.numel() == 0:
+        raise ValueError(f"sinkhorn_knopp: scores must be a non-empty (N, K) matrix, got {tuple(scores.shape)}.")
+    if epsilon <= 0 or iterations < 1:
+        raise ValueError(f"sinkhorn_knopp: need epsilon > 0 and iterations >= 1, got {epsilon} and {iterations}.")
+    out_dtype = scores.dtype if scores.is_floating_point() else torch.float32
+    q = scores.detach().to(torch.float64)
+    if not torch.isfinite(q).all():
+        raise ValueError("sinkhorn_knopp: scores contain NaN or infinity.")
+    peak = q.max()
+    num_rows = torch.tensor(float(q.shape[0]), dtype=torch.float64, device=q.device)
+    if rows_distributed:
+        all_reduce_(peak, "max")
+        all_reduce_(num_rows)
+    q = torch.exp((q - peak) / epsilon)
+    num_cols = q.shape[1]
+    for _ in range(iterations):
+        col = q.sum(dim=0, keepdim=True)
+        if rows_distributed:
+            all_reduce_(col)
+        q = q / (col.clamp_min(_TINY) * num_cols)
+        q = q / (q.sum(dim=1, keepdim=True).clamp_min(_TINY) * num_rows)
+    return (q * num_rows).to(out_dtype)
