@@ -37,7 +37,8 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float | None:
         bins: number of histogram bins between the minimum and the maximum.
 
     Returns:
-        the threshold t that maximises the between-class variance of ``values <= t`` and ``values > t``;
+        the threshold t that maximises the between-class variance of ``values <= t`` and ``values > t`` (the middle
+        of the gap when several do, as for two modes separated by empty bins);
         None when the values are constant (no threshold separates them).
     """
     values = np.asarray(values, dtype=np.float64).ravel()
@@ -57,7 +58,8 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float | None:
     mean_high = (cumulative[-1] - cumulative[:-1]) / weight_high
     between = weight_low * weight_high * (mean_low - mean_high) ** 2
     between[(weight_low == 0) | (weight_high == 0)] = -1.0
-    return low + width * (int(np.argmax(between)) + 1)
+    best = np.flatnonzero(between == between.max())
+    return low + width * (int(best[len(best) // 2]) + 1)  # the middle of a plateau of empty bins
 
 
 def find_body_region(image: np.ndarray, grid_size: int = 64) -> BodyRegion:

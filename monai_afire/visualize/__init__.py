@@ -1,1 +1,3 @@
 """visualize of monai-afire."""
+
+from .lesions import lesion_gallery  # noqa: F401
