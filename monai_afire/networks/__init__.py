@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .afire import AFiRe, EncoderWithHead
+from .anomaly_maps import anomaly_maps, lesion_probability, token_values_to_image
+from .classifier import AFiReClassifier, build_classifier, layer_decay_param_groups
 from .decoder import AnomalyRemovalDecoder
 from .encoder import VIT_PRESETS, AFiReEncoder
 from .position_embedding import sincos_position_embedding
@@ -11,6 +13,12 @@ from .prototype_head import SpatialPrototypeHead
 
 __all__ = [
     "AFiRe",
+    "AFiReClassifier",
+    "anomaly_maps",
+    "build_classifier",
+    "layer_decay_param_groups",
+    "lesion_probability",
+    "token_values_to_image",
     "AFiReEncoder",
     "AnomalyRemovalDecoder",
     "EncoderWithHead",

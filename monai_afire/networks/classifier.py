@@ -1,0 +1,205 @@
+"""Multi-label classifier around an AFiRe encoder: linear probe or fine-tuning with layer-wise learning-rate decay."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn as nn
+from monai.networks.layers import trunc_normal_
+
+from .encoder import AFiReEncoder
+from .pretrained import load_pretrained_encoder
+
+__all__ = ["AFiReClassifier", "layer_decay_param_groups", "build_classifier"]
+
+POOLINGS = ("cls", "mean")
+MODES = ("finetune", "linear_probe")
+
+
+class AFiReClassifier(nn.Module):
+    """A linear classification head on pooled :class:`AFiReEncoder` tokens; returns logits (B, num_classes).
+
+    Args:
+        encoder: the (pre-trained) encoder.
+        num_classes: number of outputs (one logit per finding for multi-label BCE).
+        pooling: ``"cls"`` uses the class token (the encoder needs ``class_token=True``), ``"mean"`` the mean of the
+            patch tokens.
+        mode: ``"finetune"`` trains everything; ``"linear_probe"`` freezes the encoder (``requires_grad=False``)
+            and keeps it in eval mode even when the classifier is put in train mode.
+        dropout: dropout before the linear head.
+
+    Example::
+
+        model = AFiReClassifier(AFiReEncoder("vit_small", img_size=224), num_classes=14, pooling="mean")
+        logits = model(torch.rand(2, 1, 224, 224))  # (2, 14)
+    """
+
+    def __init__(
+        self,
+        encoder: AFiReEncoder,
+        num_classes: int,
+        pooling: str = "mean",
+        mode: str = "finetune",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"AFiReClassifier: pooling must be one of {POOLINGS}, got {pooling!r}.")
+        if mode not in MODES:
+            raise ValueError(f"AFiReClassifier: mode must be one of {MODES}, got {mode!r}.")
+        if int(num_classes) < 1:
+            raise ValueError(f"AFiReClassifier: num_classes must be >= 1, got {num_classes}.")
+        if pooling == "cls" and not getattr(encoder, "class_token", False):
+            raise ValueError("AFiReClassifier: pooling='cls' needs an encoder built with class_token=True.")
+        self.encoder = encoder
+        self.num_classes = int(num_classes)
+        self.pooling = pooling
+        self.mode = mode
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.hidden_size, self.num_classes)
+        trunc_normal_(self.head.weight, mean=0.0, std=0.02, a=-2.0, b=2.0)
+        nn.init.zeros_(self.head.bias)
+        if mode == "linear_probe":
+            self.encoder.requires_grad_(False)
+            self.encoder.eval()
+
+    def train(self, mode: bool = True) -> AFiReClassifier:
+        """Set train/eval mode; in linear-probe mode the encoder stays in eval mode."""
+        super().train(mode)
+        if self.mode == "linear_probe":
+            self.encoder.eval()
+        return self
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled image features (B, D)."""
+        out = self.encoder(x)
+        if self.pooling == "cls":
+            return out[1]
+        tokens = out[0] if isinstance(out, tuple) else out
+        return tokens.mean(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes) for images (B, C, *img_size)."""
+        return self.head(self.dropout(self.features(x)))
+
+
+def _layer_id(name: str, num_layers: int) -> int:
+    """0 for the embeddings, i + 1 for transformer block i, num_layers + 1 for the final norm and the head."""
+    if "patch_embedding" in name or name.endswith("cls_token"):
+        return 0
+    match = re.search(r"(?:^|\.)blocks\.(\d+)\.", name)
+    if match:
+        return int(match.group(1)) + 1
+    return num_layers + 1
+
+
+def layer_decay_param_groups(
+    model: nn.Module, base_lr: float, weight_decay: float, layer_decay: float = 0.75
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups with layer-wise learning-rate decay for a ViT classifier.
+
+    Block i of an encoder with N blocks gets ``base_lr * layer_decay ** (N - i)``; the embeddings
+    ``layer_decay ** (N + 1)``; the final norm and the head ``base_lr``. Biases, norm weights (every parameter with
+    fewer than 2 dimensions) and the class token get no weight decay. Frozen parameters are left out. Each group
+    also holds ``lr_scale`` and ``layer_id``; use schedulers that scale each group's own initial lr (e.g.
+    ``monai.optimizers.WarmupCosineSchedule`` or ``torch.optim.lr_scheduler.LambdaLR``) to keep the decay.
+
+    Args:
+        model: an :class:`AFiReClassifier` (or any module whose encoder blocks are named ``...blocks.<i>.``).
+        base_lr: learning rate of the top layer.
+        weight_decay: weight decay of the matrices.
+        layer_decay: ratio between the learning rates of consecutive layers, in (0, 1].
+
+    Returns:
+        list of dicts for ``torch.optim.AdamW(groups)``.
+    """
+    if not 0.0 < layer_decay <= 1.0:
+        raise ValueError(f"layer_decay_param_groups: layer_decay must be in (0, 1], got {layer_decay}.")
+    block_ids = {int(m.group(1)) for n, _ in model.named_parameters() if (m := re.search(r"blocks\.(\d+)\.", n))}
+    num_layers = max(block_ids) + 1 if block_ids else 0
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        layer = _layer_id(name, num_layers)
+        no_decay = param.ndim < 2 or name.endswith("cls_token")
+        key = (layer, no_decay)
+        if key not in groups:
+            scale = layer_decay ** (num_layers + 1 - layer)
+            groups[key] = {
+                "params": [],
+                "lr": base_lr * scale,
+                "lr_scale": scale,
+                "weight_decay": 0.0 if no_decay else weight_decay,
+                "layer_id": layer,
+            }
+        groups[key]["params"].append(param)
+    if not groups:
+        raise ValueError("layer_decay_param_groups: the model has no trainable parameter.")
+    return [groups[k] for k in sorted(groups)]
+
+
+def _describe(encoder: AFiReEncoder) -> str:
+    c = encoder.config
+    return (
+        f"{c['arch']} (hidden_size={c['hidden_size']}, num_layers={c['num_layers']}, num_heads={c['num_heads']}, "
+        f"img_size={c['img_size']}, patch_size={c['patch_size']})"
+    )
+
+
+def build_classifier(
+    num_classes: int,
+    checkpoint: str | os.PathLike | Mapping[str, Any] | None = None,
+    init: str = "pretrained",
+    pooling: str = "mean",
+    mode: str = "finetune",
+    dropout: float = 0.0,
+    **encoder_kwargs: Any,
+) -> AFiReClassifier:
+    """Build an :class:`AFiReClassifier`, its encoder initialised from an AFiRe checkpoint or at random.
+
+    Args:
+        num_classes: number of outputs.
+        checkpoint: AFiRe training checkpoint, AFiRe state dict or encoder state dict (path or dict); needed when
+            ``init="pretrained"``. The teacher encoder is loaded (see ``load_pretrained_encoder``).
+        init: ``"pretrained"`` or ``"random"``.
+        pooling: ``"cls"`` or ``"mean"``; ``"cls"`` turns on the encoder's class token (fresh, as AFiRe pre-trains
+            without one, unless the checkpoint holds it).
+        mode: ``"finetune"`` or ``"linear_probe"``.
+        dropout: dropout before the head.
+        encoder_kwargs: arguments of :class:`AFiReEncoder` (``arch``, ``img_size``, ``patch_size``, ...); they must
+            describe the pre-trained encoder.
+
+    Raises:
+        ValueError: unknown ``init``, a missing checkpoint for ``init="pretrained"`` or one given with
+            ``init="random"``, or a checkpoint that is not an encoder of the configured size.
+    """
+    if init not in ("pretrained", "random"):
+        raise ValueError(f"build_classifier: init must be 'pretrained' or 'random', got {init!r}.")
+    if init == "pretrained" and checkpoint is None:
+        raise ValueError("build_classifier: init='pretrained' needs a checkpoint (path or state dict).")
+    if init == "random" and checkpoint is not None:
+        raise ValueError("build_classifier: a checkpoint was given with init='random'; use init='pretrained'.")
+    if pooling == "cls":
+        encoder_kwargs.setdefault("class_token", True)
+    encoder = AFiReEncoder(**encoder_kwargs)
+    if checkpoint is not None:
+        where = os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "the given state dict"
+        try:
+            missing, unexpected = load_pretrained_encoder(checkpoint, encoder, strict=False)
+        except ValueError as err:
+            raise ValueError(
+                f"build_classifier: {where} is not an encoder of the configured size {_describe(encoder)}: {err}"
+            ) from err
+        missing = [k for k in missing if k != "cls_token"]
+        if missing or unexpected:
+            raise ValueError(
+                f"build_classifier: {where} is not an encoder of the configured size {_describe(encoder)}: "
+                f"{len(missing)} encoder weights missing (e.g. {missing[:3]}), {len(unexpected)} unexpected "
+                f"(e.g. {unexpected[:3]})."
+            )
+    return AFiReClassifier(encoder, num_classes, pooling=pooling, mode=mode, dropout=dropout)
