@@ -1,1 +1,56 @@
-"""engines of monai-afire."""
+"""Engines of monai-afire: the AFiRe pre-trainer, its Ignite handlers and token-level inference."""
+
+from __future__ import annotations
+
+from .checkpoint import PretrainCheckpoint, latest_checkpoint
+from .distributed import distributed_sampler, get_rank, get_world_size, init_distributed, rank0_only
+from .nan_guard import NonFiniteLossError, NonFiniteLossGuard
+from .param_groups import weight_decay_param_groups
+from .pretrain_data import check_batch_size, check_image_size, pretraining_records, pretraining_transforms
+from .pretrainer import AMP_DTYPES, AFiRePretrainer, unwrap_model
+from .prototype_freeze import FreezePrototypes
+from .schedules import (
+    LearningRateSchedule,
+    WarmupCosineScheduler,
+    WeightDecaySchedule,
+    cosine_value,
+    scaled_learning_rate,
+    total_iterations,
+)
+from .seeding import EpochSeed, RNGStates
+from .teacher_ema import CosineEMAMomentum, TeacherEMA
+from .token_inference import TokenAnomalyInferer, TokenOutputWriter, token_outputs
+
+__all__ = [
+    "AFiRePretrainer",
+    "AMP_DTYPES",
+    "CosineEMAMomentum",
+    "EpochSeed",
+    "FreezePrototypes",
+    "LearningRateSchedule",
+    "NonFiniteLossError",
+    "NonFiniteLossGuard",
+    "PretrainCheckpoint",
+    "RNGStates",
+    "TeacherEMA",
+    "TokenAnomalyInferer",
+    "TokenOutputWriter",
+    "WarmupCosineScheduler",
+    "WeightDecaySchedule",
+    "check_batch_size",
+    "check_image_size",
+    "cosine_value",
+    "distributed_sampler",
+    "get_rank",
+    "get_world_size",
+    "init_distributed",
+    "latest_checkpoint",
+    "pretraining_records",
+    "pretraining_transforms",
+    "rank0_only",
+    "scaled_learning_rate",
+    "token_outputs",
+    "total_iterations",
+    "unwrap_model",
+    "weight_decay_param_groups",
+]
