@@ -207,7 +207,6 @@ class RandSyntheticLesion(RandomizableTransform):
         spatial = data.shape[1:]
         texture = self._texture(data, body.centre)
         mask = torch.zeros_like(data)
-        edge = math.exp(-0.5 / self.sigma**2)
         mode = "bilinear" if len(spatial) == 2 else "trilinear"
         for blob in self._blobs:
             region = tuple(slice(max(b, 0), min(b + z, s)) for b, z, s in zip(blob.start, blob.size, spatial))
@@ -215,17 +214,22 @@ class RandSyntheticLesion(RandomizableTransform):
                 continue
             crop = tuple(slice(r.start - b, r.stop - b) for r, b in zip(region, blob.start))
             patch = F.interpolate(texture[None], size=blob.size, mode=mode, align_corners=False)[0]
-            falloff = None
-            for axis, (z, c) in enumerate(zip(blob.size, crop)):
-                coords = (torch.arange(c.start, c.stop, dtype=data.dtype, device=data.device) + 0.5 - z / 2) / (z / 2)
-                profile = torch.exp(-0.5 * (coords / self.sigma) ** 2)
-                shape = [1] * len(spatial)
-                shape[axis] = -1
-                profile = profile.reshape(shape)
-                falloff = profile if falloff is None else falloff * profile
-            weight = torch.clamp((falloff - edge) / (1.0 - edge), min=0.0)  # type: ignore[operator]
+            weight = self._falloff(blob, crop)
+            weight = torch.from_numpy(weight).to(device=data.device, dtype=data.dtype)
             mask[(slice(None),) + region] += (blob.amplitude * weight) * patch[(slice(None),) + crop]
         return mask
+
+    def _falloff(self, blob: LesionBlob, crop: Sequence[slice]) -> np.ndarray:
+        """Elliptical Gaussian weight of ``blob`` over the ``crop`` of its bounding box: 1 at the centre, falling to
+        0 on the inscribed ellipse (ellipsoid) and staying 0 outside it."""
+        falloff = np.ones((1,) * len(crop), dtype=np.float64)
+        for axis, (z, c) in enumerate(zip(blob.size, crop)):
+            coords = (np.arange(c.start, c.stop) + 0.5 - z / 2) / (z / 2)
+            shape = [1] * len(crop)
+            shape[axis] = -1
+            falloff = falloff * np.exp(-0.5 * (coords / self.sigma) ** 2).reshape(shape)
+        edge = math.exp(-0.5 / self.sigma**2)
+        return np.maximum((falloff - edge) / (1.0 - edge), 0.0)
 
     def _texture(self, data: torch.Tensor, centre: Sequence[float]) -> torch.Tensor:
         """The texture patch (C, *texture side) around ``centre``, kept inside the image, negative values as 0."""
