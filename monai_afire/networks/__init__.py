@@ -10,6 +10,7 @@ from .encoder import VIT_PRESETS, AFiReEncoder
 from .position_embedding import sincos_position_embedding
 from .pretrained import extract_encoder_state_dict, load_pretrained_encoder
 from .prototype_head import SpatialPrototypeHead
+from .transformer import transformer_blocks
 
 __all__ = [
     "AFiRe",
@@ -27,4 +28,5 @@ __all__ = [
     "extract_encoder_state_dict",
     "load_pretrained_encoder",
     "sincos_position_embedding",
+    "transformer_blocks",
 ]

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 from einops import rearrange
-from monai.networks.blocks import TransformerBlock
 from monai.networks.layers import trunc_normal_
 
 from .position_embedding import sincos_position_embedding
+from .transformer import transformer_blocks
 
 __all__ = ["AnomalyRemovalDecoder"]
 
@@ -76,12 +76,7 @@ class AnomalyRemovalDecoder(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(self.num_positions, decoder_dim))
         trunc_normal_(self.mask_token, mean=0.0, std=0.02, a=-2.0, b=2.0)
         self.register_buffer("position_embedding", sincos_position_embedding(grid, decoder_dim), persistent=False)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(
-                decoder_dim, mlp_dim or 4 * decoder_dim, num_heads, qkv_bias=True, use_flash_attention=True
-            )
-            for _ in range(depth)
-        )
+        self.blocks = transformer_blocks(decoder_dim, mlp_dim or 4 * decoder_dim, num_heads, depth)
         self.norm = nn.LayerNorm(decoder_dim)
         self.to_pixels = nn.Linear(decoder_dim, math.prod(patch) * self.out_channels)
         axes = {f"p{i + 1}": p for i, p in enumerate(patch)}

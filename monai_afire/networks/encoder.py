@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn as nn
-from monai.networks.blocks import PatchEmbeddingBlock, TransformerBlock
+from monai.networks.blocks import PatchEmbeddingBlock
 from monai.networks.layers import trunc_normal_
 from monai.utils import ensure_tuple_rep
+
+from .transformer import transformer_blocks
 
 __all__ = ["AFiReEncoder", "VIT_PRESETS"]
 
@@ -25,9 +28,9 @@ class AFiReEncoder(nn.Module):
     """ViT encoder with a fixed sin-cos position embedding that returns all patch tokens.
 
     Built from ``monai.networks.blocks.PatchEmbeddingBlock`` (convolutional patches, ``pos_embed_type="sincos"``,
-    which MONAI stores as a parameter with ``requires_grad=False``), a stack of ``TransformerBlock`` and a final
-    ``LayerNorm``. Tokens are in the raster order of MONAI's patch grid (first spatial axis slowest), the order
-    used by :func:`monai_afire.transforms.patch_labels`.
+    which MONAI stores as a parameter with ``requires_grad=False``), a stack of ``TransformerBlock`` (see
+    :func:`~monai_afire.networks.transformer_blocks`) and a final ``LayerNorm``. Tokens are in the raster order of
+    MONAI's patch grid (first spatial axis slowest), the order used by :func:`monai_afire.transforms.patch_labels`.
 
     Args:
         arch: preset name, one of ``VIT_PRESETS`` (``"vit_tiny"``, ``"vit_small"``, ``"vit_base"``).
@@ -103,24 +106,23 @@ class AFiReEncoder(nn.Module):
         self.grid_size = tuple(s // p for s, p in zip(img, patch))
         self.num_positions = int(torch.tensor(self.grid_size).prod().item())
         self.class_token = bool(class_token)
-        self.patch_embedding = PatchEmbeddingBlock(
-            in_channels=in_channels,
-            img_size=img,
-            patch_size=patch,
-            hidden_size=hidden,
-            num_heads=heads,
-            proj_type="conv",
-            pos_embed_type="sincos",
-            dropout_rate=dropout_rate,
-            spatial_dims=spatial_dims,
-        )
+        with warnings.catch_warnings():  # MONAI's sin-cos builder calls torch.meshgrid without indexing
+            warnings.filterwarnings("ignore", message=".*meshgrid.*", category=UserWarning)
+            self.patch_embedding = PatchEmbeddingBlock(
+                in_channels=in_channels,
+                img_size=img,
+                patch_size=patch,
+                hidden_size=hidden,
+                num_heads=heads,
+                proj_type="conv",
+                pos_embed_type="sincos",
+                dropout_rate=dropout_rate,
+                spatial_dims=spatial_dims,
+            )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden)) if self.class_token else None
         if self.cls_token is not None:
             trunc_normal_(self.cls_token, mean=0.0, std=0.02, a=-2.0, b=2.0)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(hidden, mlp, heads, dropout_rate, qkv_bias=True, use_flash_attention=True)
-            for _ in range(layers)
-        )
+        self.blocks = transformer_blocks(hidden, mlp, heads, layers, dropout_rate)
         self.norm = nn.LayerNorm(hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

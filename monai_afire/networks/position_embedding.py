@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -27,7 +28,9 @@ def sincos_position_embedding(grid_size: Sequence[int], embed_dim: int) -> torch
     used = embed_dim - embed_dim % step
     if used <= 0:
         raise ValueError(f"sincos_position_embedding: embed_dim {embed_dim} must be at least {step}.")
-    table = build_sincos_position_embedding(grid, used, spatial_dims=len(grid)).detach().clone()
+    with warnings.catch_warnings():  # MONAI's builder calls torch.meshgrid without indexing (it means "ij")
+        warnings.filterwarnings("ignore", message=".*meshgrid.*", category=UserWarning)
+        table = build_sincos_position_embedding(grid, used, spatial_dims=len(grid)).detach().clone()
     if used < embed_dim:
         table = torch.cat([table, table.new_zeros(1, table.shape[1], embed_dim - used)], dim=-1)
     return table
