@@ -133,6 +133,7 @@ def cohesion_metrics(
     ignore_labels: Sequence[int] = (),
     max_samples: int | None = 5000,
     tsne: bool = False,
+    tsne_kwargs: dict | None = None,
     seed: int = 0,
 ) -> dict:
     """How well token embeddings group by anatomy.
@@ -149,6 +150,7 @@ def cohesion_metrics(
         ignore_labels: labels dropped before scoring (e.g. ``(0,)`` for background).
         max_samples: random subset size (seeded) to keep the cost bounded; None for all tokens.
         tsne: also return a 2-D t-SNE embedding of the (subset of) tokens.
+        tsne_kwargs: extra arguments of ``sklearn.manifold.TSNE`` (e.g. ``{"max_iter": 250}`` for speed).
         seed: seed of the subset, k-means, folds and t-SNE.
 
     Returns:
@@ -194,7 +196,8 @@ def cohesion_metrics(
     }
     if tsne:
         perplexity = float(min(30.0, max(2.0, (x.shape[0] - 1) / 3.0)))
-        out["embedding_2d"] = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+        options = {"perplexity": perplexity, "init": "pca", "random_state": seed, **(tsne_kwargs or {})}
+        out["embedding_2d"] = TSNE(2, **options).fit_transform(x)
         out["embedding_labels"] = y
     return out
 

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+from parameterized import parameterized
+from sklearn.metrics import roc_auc_score
+
+from monai_afire.metrics import (
+    box_from_map,
+    box_hits,
+    check_boxes,
+    localization_markdown,
+    localization_scores,
+    pixel_auroc,
+    pointing_game,
+    write_localization_markdown,
+)
+
+BOX = [8, 4, 20, 12]  # x0, y0, x1, y1 on a 32 x 24 (W x H) image
+
+
+def _perfect_map():
+    m = np.zeros((24, 32))
+    m[4:12, 8:20] = 1.0
+    return m
+
+
+class TestLocalization(unittest.TestCase):
+    def test_perfect_map(self):
+        m = _perfect_map()
+        self.assertTrue(pointing_game(m, [BOX]))
+        np.testing.assert_array_equal(box_from_map(m), BOX)
+        self.assertEqual(box_hits(m, [BOX]), {0.1: True, 0.3: True, 0.5: True})
+        self.assertEqual(pixel_auroc(m, m > 0), 1.0)
+
+    def test_missed_map(self):
+        m = np.zeros((24, 32))
+        m[18:22, 26:30] = 1.0
+        self.assertFalse(pointing_game(m, [BOX]))
+        self.assertEqual(box_hits(m, [BOX]), {0.1: False, 0.3: False, 0.5: False})
+        self.assertEqual(pixel_auroc(m, _perfect_map()), roc_auc_score(_perfect_map().ravel() > 0, m.ravel()))
+
+    def test_partial_overlap_iou_levels(self):
+        m = np.zeros((24, 32))
+        m[4:12, 14:26] = 1.0  # same size, shifted half a box: IoU = 48 / 144 = 1/3
+        self.assertEqual(box_hits(m, [BOX]), {0.1: True, 0.3: True, 0.5: False})
+
+    def test_largest_region_and_threshold(self):
+        m = np.zeros((24, 32))
+        m[0:2, 0:2] = 1.0  # small, hottest
+        m[10:20, 10:30] = 0.8  # large
+        np.testing.assert_array_equal(box_from_map(m, threshold=0.5), [10, 10, 30, 20])
+        np.testing.assert_array_equal(box_from_map(m, threshold=0.9), [0, 0, 2, 2])
+        self.assertIsNone(box_from_map(np.ones((4, 4))))
+        self.assertEqual(box_hits(np.ones((24, 32)), [BOX])[0.1], False)
+
+    def test_pointing_game_any_box_and_tensor(self):
+        m = torch.zeros(1, 24, 32)
+        m[0, 20, 30] = 5.0
+        self.assertTrue(pointing_game(m, [BOX, [28, 18, 32, 24]]))
+
+    def test_pixel_auroc_undefined(self):
+        self.assertTrue(math.isnan(pixel_auroc(np.random.rand(4, 4), np.zeros((4, 4)))))
+        with self.assertRaisesRegex(ValueError, "shape"):
+            pixel_auroc(np.random.rand(4, 4), np.zeros((5, 4)))
+
+    @parameterized.expand(
+        [
+            ("right", [8, 4, 33, 12]),
+            ("bottom", [8, 4, 20, 25]),
+            ("negative", [-1, 4, 20, 12]),
+            ("inverted", [20, 4, 8, 12]),
+            ("empty", [8, 4, 8, 12]),
+        ]
+    )
+    def test_bad_boxes(self, _, box):
+        with self.assertRaisesRegex(ValueError, "img7.png"):
+            check_boxes([box], (24, 32), name="img7.png")
+        with self.assertRaises(ValueError):
+            pointing_game(_perfect_map(), [box])
+
+    def test_scores_per_finding_and_table(self):
+        hit, miss = _perfect_map(), np.flipud(_perfect_map()).copy()
+        scores = localization_scores(
+            [hit, miss, hit],
+            [[BOX], [BOX], [BOX]],
+            ["Nodule", "Nodule", "Mass"],
+            masks=[hit > 0, None, hit > 0],
+        )
+        self.assertEqual(list(scores), ["Mass", "Nodule", "all"])
+        self.assertEqual(scores["Mass"]["pointing_game"], 1.0)
+        self.assertEqual(scores["Nodule"]["pointing_game"], 0.5)
+        self.assertEqual(scores["Nodule"]["hit@0.5"], 0.5)
+        self.assertAlmostEqual(scores["all"]["hit@0.1"], 2 / 3)
+        self.assertEqual(scores["all"]["cases"], 3)
+        self.assertEqual(scores["Nodule"]["pixel_auroc"], 1.0)  # the case without mask is left out
+        with tempfile.TemporaryDirectory() as tmp:
+            text = write_localization_markdown(scores, os.path.join(tmp, "loc.md"))
+            self.assertTrue(os.path.isfile(os.path.join(tmp, "loc.md")))
+        self.assertIn("| Nodule | 2 | 0.500 |", text)
+        self.assertIn("hit@0.3", localization_markdown(scores))
+
+    def test_scores_bad_input(self):
+        with self.assertRaisesRegex(ValueError, "must match"):
+            localization_scores([_perfect_map()], [[BOX], [BOX]], ["a"])
+        with self.assertRaisesRegex(ValueError, "scan1.dcm"):
+            localization_scores([_perfect_map()], [[[0, 0, 40, 10]]], ["a"], names=["scan1.dcm"])
+        with self.assertRaisesRegex(ValueError, "no ground-truth box"):
+            localization_scores([_perfect_map()], [[]], ["a"])
+
+
+if __name__ == "__main__":
+    unittest.main()
