@@ -12,6 +12,7 @@ import os
 import warnings
 from collections.abc import Hashable, Mapping
 
+import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
@@ -25,7 +26,7 @@ from monai.transforms import (
     SpatialPadd,
     Transform,
 )
-from monai.utils import TransformBackends, convert_to_dst_type
+from monai.utils import MetaKeys, TransformBackends, convert_to_dst_type
 
 __all__ = [
     "PHOTOMETRIC_TAG",
@@ -72,7 +73,17 @@ def _pil_to_supported_mode(image):
 class RadiographDicomReader(PydicomReader):
     """MONAI's ``PydicomReader`` (which applies Rescale Slope/Intercept) that also keeps the Photometric
     Interpretation in the metadata under :data:`PHOTOMETRIC_TAG`, so that MONOCHROME1 films can be inverted, while
-    still pruning the rest of the header."""
+    still pruning the rest of the header; colour files (RGB, YBR) get their samples as channels, not as a third
+    spatial axis."""
+
+    def get_data(self, data) -> tuple[np.ndarray, dict]:
+        array, meta = super().get_data(data)
+        photometric = (meta.get(PHOTOMETRIC_TAG, {}).get("Value") or [""])[0]
+        colour = not str(photometric).startswith("MONOCHROME") and str(photometric) != "PALETTE COLOR"
+        if colour and self.channel_dim is None and array.ndim == 3 and array.shape[-1] in (3, 4):
+            meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = -1
+            meta[MetaKeys.SPATIAL_SHAPE] = np.asarray(array.shape[:-1])
+        return array, meta
 
     def _get_meta_dict(self, img) -> dict:
         meta = super()._get_meta_dict(img)

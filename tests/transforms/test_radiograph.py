@@ -81,6 +81,18 @@ class TestRealFilms(unittest.TestCase):
         expected = (raw.max() - raw) / (raw.max() - raw.min())
         np.testing.assert_allclose(out["image"][0].numpy(), expected.T, atol=1e-5)
 
+    def test_rgb_dicom_samples_become_channels(self):
+        path = Path(pydicom.__file__).parent / "data" / "test_files" / "SC_rgb_dcmtk_+eb+cr.dcm"
+        if not path.is_file():
+            self.skipTest("pydicom's RGB test file is absent")
+        rgb = pydicom.dcmread(path).pixel_array.astype(np.float32)
+        loaded = LoadRadiograph()(path)
+        self.assertEqual(loaded.shape, (3,) + rgb.shape[1::-1])
+        np.testing.assert_allclose(loaded[1].numpy(), rgb[..., 1].T)
+        gray = ToGrayscale()(loaded)
+        np.testing.assert_allclose(gray[0].numpy(), (rgb @ np.array([0.299, 0.587, 0.114], np.float32)).T, rtol=1e-5)
+        self.assertEqual(radiograph_transforms(image_size=32)({"image": str(path)})["image"].shape, (1, 32, 32))
+
 
 class TestRadiographFiles(unittest.TestCase):
     def setUp(self):
