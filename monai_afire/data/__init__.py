@@ -17,6 +17,10 @@ from .datasets import (
     load_rsna_pneumonia,
     load_vindr_cxr,
 )
+from .simcxr import DEFAULT_PREVALENCE, SimCXRGenerator, SimCXRSample, SimCXRSettings, generate_simcxr
+from .simcxr_findings import FINDINGS as SIMCXR_FINDINGS
+from .simcxr_phantom import ANATOMY_LABELS as SIMCXR_ANATOMY_LABELS
+from .simcxr_phantom import load_phantom
 from .splits import label_fraction_split, read_split_list, write_split_list
 
 __all__ = [
@@ -36,4 +40,12 @@ __all__ = [
     "label_fraction_split",
     "read_split_list",
     "write_split_list",
+    "DEFAULT_PREVALENCE",
+    "SIMCXR_ANATOMY_LABELS",
+    "SIMCXR_FINDINGS",
+    "SimCXRGenerator",
+    "SimCXRSample",
+    "SimCXRSettings",
+    "generate_simcxr",
+    "load_phantom",
 ]
