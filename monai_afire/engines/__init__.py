@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .checkpoint import PretrainCheckpoint, latest_checkpoint
+from .checkpoint import PretrainCheckpoint, latest_checkpoint, load_afire_checkpoint
 from .distributed import distributed_sampler, get_rank, get_world_size, init_distributed, rank0_only
+from .loss_history import LossHistory, read_loss_history
 from .nan_guard import NonFiniteLossError, NonFiniteLossGuard
 from .param_groups import weight_decay_param_groups
 from .pretrain_data import check_batch_size, check_image_size, pretraining_records, pretraining_transforms
@@ -28,6 +29,7 @@ __all__ = [
     "EpochSeed",
     "FreezePrototypes",
     "LearningRateSchedule",
+    "LossHistory",
     "NonFiniteLossError",
     "NonFiniteLossGuard",
     "PretrainCheckpoint",
@@ -45,9 +47,11 @@ __all__ = [
     "get_world_size",
     "init_distributed",
     "latest_checkpoint",
+    "load_afire_checkpoint",
     "pretraining_records",
     "pretraining_transforms",
     "rank0_only",
+    "read_loss_history",
     "scaled_learning_rate",
     "token_outputs",
     "total_iterations",
