@@ -178,9 +178,7 @@ class RandSyntheticLesion(RandomizableTransform):
         """
         data = img.as_tensor() if isinstance(img, MetaTensor) else torch.as_tensor(img)
         self._check(data)
-        if not data.is_floating_point():
-            data = data.float()
-        elif data.dtype not in (torch.float32, torch.float64):
+        if data.dtype not in (torch.float32, torch.float64):
             data = data.float()
         body = None
         if randomize:
@@ -195,16 +193,23 @@ class RandSyntheticLesion(RandomizableTransform):
             if not return_mask:
                 return img
             return img, convert_to_dst_type(torch.zeros_like(data), img, dtype=data.dtype)[0]
-        mask = self.lesion_mask(data, body or find_body_region(data.detach().cpu().numpy()))
+        mask = self.lesion_mask(data, body)
         out = torch.clamp(data + mask, 0.0, self.ceiling)
         out_img = convert_to_dst_type(out, img, dtype=out.dtype)[0]
         if not return_mask:
             return out_img
         return out_img, convert_to_dst_type(mask, img, dtype=mask.dtype)[0]
 
-    def lesion_mask(self, data: torch.Tensor, body: BodyRegion) -> torch.Tensor:
-        """The lesion mask M of the current blobs for a floating-point channel-first tensor ``data``."""
+    def lesion_mask(self, data: torch.Tensor, body: BodyRegion | None = None) -> torch.Tensor:
+        """The lesion mask M of the current blobs for a floating-point channel-first tensor ``data``.
+
+        Args:
+            data: the image, (C, H, W) or (C, H, W, D).
+            body: its body region (found here when None); the texture is cut around its centre.
+        """
         spatial = data.shape[1:]
+        if body is None:
+            body = find_body_region(data.detach().cpu().numpy())
         texture = self._texture(data, body.centre)
         mask = torch.zeros_like(data)
         mode = "bilinear" if len(spatial) == 2 else "trilinear"
