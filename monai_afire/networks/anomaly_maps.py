@@ -62,6 +62,8 @@ def anomaly_maps(
     """
     if not isinstance(model, AFiRe):
         raise ValueError(f"anomaly_maps: model must be an AFiRe model, got {type(model).__name__}.")
+    if temperature <= 0:
+        raise ValueError(f"anomaly_maps: temperature must be > 0, got {temperature}.")
     was_training = model.training
     model.eval()
     try:
