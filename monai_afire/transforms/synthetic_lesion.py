@@ -63,7 +63,8 @@ class RandSyntheticLesion(RandomizableTransform):
     from the same image around the centre of the body (Otsu threshold, largest connected region, its centre of mass;
     the image centre when the image is constant or Otsu finds nothing), resized to the blob's bounding box; W is an
     elliptical Gaussian fall-off, 1 at the centre and 0 on and outside the ellipse inscribed in the box. The output is
-    ``clip(image + M, 0, ceiling)`` exactly. Only a local opacity is added: anatomy stays where it was.
+    ``clip(image + M, 0, ceiling)`` exactly (as in the paper, input pixels above ``ceiling`` are clipped too, lesion or
+    not). Only a local opacity is added: anatomy stays where it was.
 
     Lengths (``lesion_size``, ``texture_size``) below 1 are fractions of the image side along each spatial axis;
     lengths of 1 or more are absolute pixels. The defaults follow the paper at 224 x 224 (blobs of 16-128 pixels,
