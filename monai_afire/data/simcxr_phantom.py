@@ -209,20 +209,28 @@ def _prepare(spacing: float) -> ChestPhantom:
     return ChestPhantom(mu=mu.astype(np.float32), anatomy=anatomy, lobes=lobes, lung_depth=lung_depth, spacing=spacing)
 
 
+_LOADED: dict[str, ChestPhantom] = {}
+
+
 def load_phantom(spacing: float = 2.0, use_cache: bool = True) -> ChestPhantom:
     """Load the prepared phantom, preparing and caching it on first use (a few seconds, once).
 
     Args:
         spacing: isotropic voxel size in mm.
-        use_cache: read/write the cache file under :func:`cache_dir` (written atomically).
+        use_cache: read/write the cache file under :func:`cache_dir` (written atomically); a phantom
+            loaded once is kept in memory for the rest of the process (treat its arrays as read-only).
     """
     path = cache_dir() / f"simcxr_phantom_v{PHANTOM_VERSION}_{spacing:g}mm.npz"
+    if use_cache and str(path) in _LOADED:
+        return _LOADED[str(path)]
     if use_cache and path.is_file():
         try:
             with np.load(path) as z:
-                return ChestPhantom(
+                phantom = ChestPhantom(
                     mu=z["mu"], anatomy=z["anatomy"], lobes=z["lobes"], lung_depth=z["lung_depth"], spacing=spacing
                 )
+            _LOADED[str(path)] = phantom
+            return phantom
         except (OSError, KeyError, ValueError):
             pass  # unreadable or partial cache: prepare again
     phantom = _prepare(spacing)
@@ -232,7 +240,9 @@ def load_phantom(spacing: float = 2.0, use_cache: bool = True) -> ChestPhantom:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, mu=phantom.mu, anatomy=phantom.anatomy, lobes=phantom.lobes, lung_depth=phantom.lung_depth)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
+            _LOADED[str(path)] = phantom
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
