@@ -9,6 +9,7 @@ from .distributed import all_reduce_
 __all__ = ["sinkhorn_knopp"]
 
 _TINY = torch.finfo(torch.float64).tiny
+_MAX_EXPONENT = 700.0  # exp(-700) is still a normal float64
 
 
 @torch.no_grad()
@@ -17,9 +18,11 @@ def sinkhorn_knopp(
 ) -> torch.Tensor:
     """Turn scores (N, K) into soft assignments whose rows sum to 1 and whose columns get equal mass.
 
-    Computes ``exp(scores / epsilon)`` (in float64, after subtracting the global maximum), then alternates
+    Computes ``exp(scores / epsilon)`` (in float64, after subtracting the global maximum, so the result equals
+    the unshifted procedure of SwAV/DINO), then alternates
     ``iterations`` times: scale columns to mass 1/K each, then rows to 1/N each; finally rows are scaled to sum 1.
-    This is the SwAV/DINO procedure with positions as rows and prototypes as columns.
+    Positions are rows and prototypes columns. The score range divided by ``epsilon`` must stay below 700
+    (cosine logits with epsilon 0.05 give at most 40).
 
     Args:
         scores: (N, K), e.g. the prototype state P (L, K).
@@ -39,11 +42,17 @@ def sinkhorn_knopp(
     q = scores.detach().to(torch.float64)
     if not torch.isfinite(q).all():
         raise ValueError("sinkhorn_knopp: scores contain NaN or infinity.")
-    peak = q.max()
+    peak, neg_low = q.max(), -q.min()
     num_rows = torch.tensor(float(q.shape[0]), dtype=torch.float64, device=q.device)
     if rows_distributed:
         all_reduce_(peak, "max")
+        all_reduce_(neg_low, "max")
         all_reduce_(num_rows)
+    if (peak + neg_low) / epsilon > _MAX_EXPONENT:
+        raise ValueError(
+            f"sinkhorn_knopp: the score range {float(peak + neg_low):.4g} over epsilon {epsilon} exceeds "
+            f"{_MAX_EXPONENT}, so exp() would underflow float64; rescale the scores or raise epsilon."
+        )
     q = torch.exp((q - peak) / epsilon)
     num_cols = q.shape[1]
     for _ in range(iterations):
