@@ -2,6 +2,25 @@
 
 from __future__ import annotations
 
+from .classification_data import (
+    CLASSIFICATION_DATASETS,
+    classification_splits,
+    classification_transforms,
+    dataset_classes,
+    holdout_split,
+    inference_records,
+    read_class_names,
+    save_class_names,
+    select_classes,
+)
+from .classification_handlers import (
+    AUROCReport,
+    DefinedClassesROCAUCMetric,
+    MeanROCAUC,
+    ProbabilityCSVWriter,
+    image_names,
+    load_model_weights,
+)
 from .checkpoint import PretrainCheckpoint, latest_checkpoint, load_afire_checkpoint
 from .distributed import distributed_sampler, get_rank, get_world_size, init_distributed, rank0_only
 from .loss_history import LossHistory, read_loss_history
@@ -20,9 +39,25 @@ from .schedules import (
 )
 from .seeding import EpochSeed, RNGStates
 from .teacher_ema import CosineEMAMomentum, TeacherEMA
+from .teacher_export import TeacherEncoderSaver, save_teacher_encoder
 from .token_inference import TokenAnomalyInferer, TokenOutputWriter, token_outputs
 
 __all__ = [
+    "CLASSIFICATION_DATASETS",
+    "classification_splits",
+    "classification_transforms",
+    "dataset_classes",
+    "holdout_split",
+    "inference_records",
+    "read_class_names",
+    "save_class_names",
+    "select_classes",
+    "AUROCReport",
+    "DefinedClassesROCAUCMetric",
+    "MeanROCAUC",
+    "ProbabilityCSVWriter",
+    "image_names",
+    "load_model_weights",
     "AFiRePretrainer",
     "AMP_DTYPES",
     "CosineEMAMomentum",
@@ -35,6 +70,7 @@ __all__ = [
     "PretrainCheckpoint",
     "RNGStates",
     "TeacherEMA",
+    "TeacherEncoderSaver",
     "TokenAnomalyInferer",
     "TokenOutputWriter",
     "WarmupCosineScheduler",
@@ -52,6 +88,7 @@ __all__ = [
     "pretraining_transforms",
     "rank0_only",
     "read_loss_history",
+    "save_teacher_encoder",
     "scaled_learning_rate",
     "token_outputs",
     "total_iterations",
