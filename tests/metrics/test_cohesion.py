@@ -96,7 +96,7 @@ class TestCohesionMetrics(unittest.TestCase):
             ignore_labels=(0,),
             max_samples=50,
             tsne=True,
-            tsne_kwargs={"max_iter": 250},
+            tsne_kwargs={"max_iter": 250, "method": "exact"},
         )
         self.assertEqual(m["num_tokens"], 50)
         self.assertEqual(m["num_labels"], 2)
