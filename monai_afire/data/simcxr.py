@@ -135,7 +135,7 @@ class _Patient:
     shift: np.ndarray
     thickness: float
     bone: float
-    field: np.ndarray  # (2, g, g) low-resolution displacement (mm)
+    field: np.ndarray  # (2, K, K) cosine coefficients of the smooth displacement (mm)
 
 
 class SimCXRGenerator:
@@ -193,7 +193,7 @@ class SimCXRGenerator:
             shift=rng.normal(0.0, 6.0, size=2),
             thickness=float(rng.uniform(0.85, 1.15)),
             bone=float(rng.uniform(0.8, 1.2)),
-            field=rng.normal(0.0, 5.0, size=(2, 4, 4)),
+            field=rng.normal(0.0, 4.0, size=(2, 4, 4)) / (1.0 + np.add.outer(np.arange(4), np.arange(4)))[None],
         )
 
     # ------------------------------------------------------------------ image formation
@@ -208,8 +208,9 @@ class SimCXRGenerator:
         shift = pat.shift + rng.normal(0.0, 3.0, size=2)
         uu = (c * u - n * v) / pat.scale[0] + shift[0]
         vv = (n * u + c * v) / pat.scale[1] + shift[1]
-        zoom = s / pat.field.shape[-1]
-        disp = np.stack([ndimage.zoom(f, zoom, order=3, mode="nearest", grid_mode=True)[:s, :s] for f in pat.field])
+        # smooth displacement: low-frequency cosine series over the field, amplitudes falling with frequency
+        basis = np.cos(np.pi * np.outer(np.arange(pat.field.shape[-1]), (np.arange(s) + 0.5) / s))  # (K, S)
+        disp = basis.T @ pat.field @ basis  # (2, S, S)
         uu = uu + disp[0]
         vv = vv + disp[1]
         mm = self.phantom.spacing
@@ -226,7 +227,7 @@ class SimCXRGenerator:
         photons = rng.uniform(3e4, 1e5)
         intensity = np.exp(-integral)
         blur = rng.uniform(0.3, 0.8) * s / 224
-        intensity = ndimage.gaussian_filter(intensity, blur)
+        intensity = ndimage.gaussian_filter(intensity, blur, truncate=2.5)
         noisy = intensity + np.sqrt(intensity / photons) * rng.standard_normal(intensity.shape)
         log = -np.log(np.clip(noisy, 1e-4, None))
         ref = log[lungs] if lungs.sum() > 16 else log
@@ -234,7 +235,8 @@ class SimCXRGenerator:
         hi = np.percentile(log, 99.5)
         lo = lung_lo - rng.uniform(0.3, 0.6) * (lung_mid - lung_lo)
         x = np.clip((log - lo) / max(hi - lo, 1e-6), 0.0, 1.2)
-        background = ndimage.gaussian_filter(x, s / 16)
+        width = max(3, s // 8)
+        background = ndimage.uniform_filter(ndimage.uniform_filter(x, width, mode="nearest"), width, mode="nearest")
         x = x + rng.uniform(0.4, 0.7) * (x - background)
         x = x - rng.uniform(0.1, 0.25) * (background - background.mean())
         gamma = rng.uniform(0.9, 1.2)

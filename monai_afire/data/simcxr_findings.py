@@ -148,11 +148,15 @@ class FindingSampler:
         # the costophrenic angle as seen on the film: lowest lung point whose ray misses the liver
         seen = lung.any(axis=1) & ~self.below[box[0], box[2]]
         zlow = box[2].start + np.argwhere(seen)[:, 1].min()
-        level = zlow + rng.uniform(10.0, 45.0) / self.mm
-        meniscus = rng.uniform(15.0, 40.0) / self.mm * lateral**2
-        surface = level + meniscus  # (x,): the fluid climbs along the lateral chest wall
-        # the fluid layer thins towards its upper margin, so its edge fades over about 1 cm
-        fill = np.clip((surface[:, None, None] - zs[None, None, :]) / (10.0 / self.mm), 0.0, 1.0) * lung
+        level = zlow + rng.uniform(0.0, 35.0) / self.mm
+        ys = np.arange(box[1].start, box[1].stop)
+        ap = np.abs(ys - ys.mean()) / (len(ys) / 2)
+        # the surface is a bowl: it climbs along the lateral, anterior and posterior chest walls (meniscus),
+        # so the fluid path, and the density on the film, fades gradually upwards
+        lateral_rise = rng.uniform(20.0, 45.0) / self.mm * lateral**2
+        ap_rise = rng.uniform(20.0, 40.0) / self.mm * ap**2
+        surface = level + lateral_rise[:, None] + ap_rise[None, :]  # (x, y)
+        fill = np.clip((surface[:, :, None] - zs[None, None, :]) / (8.0 / self.mm), 0.0, 1.0) * lung
         mu = self.phantom.mu[box]
         dmu = (fill * (MU_FLUID - mu)).astype(np.float32)
         return [self._project("Effusion", box, dmu, fill >= 0.5)]
