@@ -15,5 +15,8 @@ test: install
 	$(PYTHON) -m ruff check monai_afire tests benchmarks
 	$(PYTHON) -m pytest -n 2 -q tests
 
+benchmark: install
+	$(PYTHON) benchmarks/transforms.py
+
 lint:
 	$(PYTHON) -m ruff check monai_afire tests benchmarks
