@@ -35,6 +35,8 @@ def scaled_learning_rate(
 
 def cosine_value(step: int, total: int, start: float, end: float) -> float:
     """Half-cosine from ``start`` (step 0) to ``end`` (step ``total``), constant after."""
+    if step <= 0:
+        return float(start)
     if total <= 0:
         return float(end)
     t = min(max(step, 0), total) / total

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import unittest
+
+import torch
+from ignite.engine import Events
+from monai.engines.utils import IterationEvents
+
+from monai_afire.engines import AFiRePretrainer, TeacherEMA
+from tests.engines.tiny_afire import tiny_batches, tiny_loss, tiny_model, tiny_trainer
+
+
+class RecordingLoss(torch.nn.Module):
+    """Wrap an AFiReLoss and record the replace_prototypes flag of every call."""
+
+    def __init__(self, loss):
+        super().__init__()
+        self.loss, self.flags = loss, []
+
+    def forward(self, outputs, clean, mask, replace_prototypes=False):
+        self.flags.append(replace_prototypes)
+        return self.loss(outputs, clean, mask, replace_prototypes=replace_prototypes)
+
+
+class TestAFiRePretrainer(unittest.TestCase):
+    def test_iteration_outputs_and_events(self):
+        model = tiny_model()
+        trainer = tiny_trainer(model, max_epochs=1)
+        fired = []
+        for event in IterationEvents:
+            trainer.add_event_handler(event, lambda e, ev=event: fired.append(ev))
+        outputs = []
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(dict(e.state.output)))
+        trainer.run()
+        self.assertEqual(len(outputs), 2)
+        for out in outputs:
+            self.assertEqual(set(out), {"loss", "structure", "category", "restoration"})
+            self.assertFalse(out["loss"].requires_grad)
+            self.assertTrue(torch.isfinite(out["loss"]))
+        self.assertEqual(fired[:4], [IterationEvents.FORWARD_COMPLETED, IterationEvents.LOSS_COMPLETED,
+                                     IterationEvents.BACKWARD_COMPLETED, IterationEvents.MODEL_COMPLETED])
+        self.assertLessEqual(trainer.state.grad_norm, float("inf"))
+
+    def test_prototypes_frozen_first_epoch_and_replaced(self):
+        model = tiny_model()
+        trainer = tiny_trainer(model, max_epochs=2)
+        trainer.loss_function = RecordingLoss(trainer.loss_function)
+        before = model.student.head.prototypes.detach().clone()
+        other = model.student.head.mlp[0].weight.detach().clone()
+        snapshots = {}
+        trainer.add_event_handler(
+            Events.EPOCH_COMPLETED,
+            lambda e: snapshots.update({e.state.epoch: model.student.head.prototypes.detach().clone()}),
+        )
+        trainer.run()
+        self.assertTrue(torch.equal(snapshots[1], before))
+        self.assertFalse(torch.equal(snapshots[2], before))
+        self.assertFalse(torch.equal(model.student.head.mlp[0].weight, other))
+        self.assertEqual(trainer.loss_function.flags, [True, True, False, False])
+
+    def test_teacher_follows_student_by_ema(self):
+        model = tiny_model()
+        trainer = tiny_trainer(model, max_epochs=1, n=4)
+        teacher_before = [p.detach().clone() for p in model.teacher.parameters()]
+        trainer.run()
+        momentum = trainer.state.ema_momentum  # Ignite's momentum, 1 - teacher momentum
+        self.assertAlmostEqual(momentum, 0.004)
+        for t0, t, s in zip(teacher_before, model.teacher.parameters(), model.student.parameters()):
+            torch.testing.assert_close(t, (1 - momentum) * t0 + momentum * s, rtol=1e-5, atol=1e-6)
+        self.assertFalse(any(p.requires_grad for p in model.teacher.parameters()))
+
+    def test_gradient_clipping(self):
+        model = tiny_model()
+        trainer = tiny_trainer(model, max_epochs=1, n=4, clip_grad_norm=1e-3)
+        norms = []
+        trainer.add_event_handler(
+            IterationEvents.MODEL_COMPLETED,
+            lambda e: norms.append(torch.nn.utils.get_total_norm(
+                [p.grad for g in e.optimizer.param_groups for p in g["params"] if p.grad is not None])),
+        )
+        trainer.run()
+        self.assertGreater(trainer.state.grad_norm, 1e-3)  # the norm before clipping
+        self.assertLessEqual(float(norms[0]), 1e-3 * 1.01)
+
+    def test_bf16_amp_on_cpu(self):
+        model = tiny_model()
+        trainer = tiny_trainer(model, max_epochs=1, n=4, amp="bf16")
+        trainer.run()
+        self.assertIsNone(trainer.scaler)
+        self.assertTrue(torch.isfinite(trainer.state.output["loss"]))
+
+    def test_bad_arguments(self):
+        model = tiny_model()
+        with self.assertRaisesRegex(ValueError, "amp must be"):
+            tiny_trainer(model, amp="fp8")
+        with self.assertRaisesRegex(ValueError, "TeacherEMA"):
+            TeacherEMA(torch.nn.Linear(2, 2))
+
+    def test_missing_batch_key(self):
+        model = tiny_model()
+        data = [{k: v for k, v in b.items() if k != "lesion_mask"} for b in tiny_batches(4)]
+        loader = torch.utils.data.DataLoader(data, batch_size=2)
+        optimizer = torch.optim.AdamW(model.parameters())
+        trainer = AFiRePretrainer("cpu", 1, loader, model, optimizer, tiny_loss(model))
+        with self.assertRaisesRegex(ValueError, "lesion_mask"):
+            trainer.run()
+
+
+if __name__ == "__main__":
+    unittest.main()
