@@ -4,7 +4,7 @@ Measures, in one run: the one-time CT preparation (cold cache in a fresh folder)
 phantom, images per second of ``SimCXRGenerator.sample`` and of ``generate_simcxr`` (PNG files, masks,
 anatomy and tables written), against a baseline that warps the 3-D attenuation volume with
 ``torch.nn.functional.grid_sample`` for every image and then projects it (what warping the projection
-avoids). Writes a gallery and prints a markdown table.
+avoids). Prints a markdown table and writes it with a gallery under ``--out``.
 
     python benchmarks/simcxr.py --num-images 200 --image-size 224 --out /tmp/simcxr_bench
 """
@@ -78,16 +78,20 @@ def main() -> None:
     base_rate = 1.0 / base_s
     gallery = simcxr_gallery(out / "set", out / "simcxr_gallery.png", num_images=12, columns=4)
 
-    print(f"CT preparation (cold cache): {prep:.1f} s; cached load: {load:.2f} s; phantom {phantom.mu.shape}")
-    print()
-    print(f"| step ({args.image_size} x {args.image_size}, 1 thread) | images/s | vs 3-D warp baseline |")
-    print("|---|---:|---:|")
-    print(f"| baseline: 3-D warp + projection per image | {base_rate:.1f} | 1.00x |")
-    print(f"| SimCXRGenerator.sample (in memory) | {sample_rate:.1f} | {sample_rate / base_rate:.2f}x |")
-    print(f"| generate_simcxr (PNG + masks + anatomy + CSV) | {write_rate:.1f} | {write_rate / base_rate:.2f}x |")
-    print()
-    print(f"target >= 20 images/s written: {'met' if write_rate >= 20 else 'NOT met'}; preparation <= 60 s: "
-          f"{'met' if prep <= 60 else 'NOT met'}")  # fmt: skip
+    lines = [
+        f"CT preparation (cold cache): {prep:.1f} s; cached load: {load:.2f} s; phantom {phantom.mu.shape}",
+        "",
+        f"| step ({args.image_size} x {args.image_size}, 1 thread) | images/s | vs 3-D warp baseline |",
+        "|---|---:|---:|",
+        f"| baseline: 3-D warp + projection per image | {base_rate:.1f} | 1.00x |",
+        f"| SimCXRGenerator.sample (in memory) | {sample_rate:.1f} | {sample_rate / base_rate:.2f}x |",
+        f"| generate_simcxr (PNG + masks + anatomy + CSV) | {write_rate:.1f} | {write_rate / base_rate:.2f}x |",
+        "",
+        f"target >= 20 images/s written: {'met' if write_rate >= 20 else 'NOT met'}; "
+        f"preparation <= 60 s: {'met' if prep <= 60 else 'NOT met'}",
+    ]
+    print("\n".join(lines))
+    (out / "simcxr_benchmark.md").write_text("\n".join(lines) + "\n")
     print(f"gallery: {gallery}")
 
 

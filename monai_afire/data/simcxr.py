@@ -32,7 +32,7 @@ from PIL import Image
 from scipy import ndimage
 
 from .simcxr_findings import FINDINGS, FindingSampler
-from .simcxr_phantom import ANATOMY_LABELS, MU_WATER, ChestPhantom, load_phantom
+from .simcxr_phantom import ANATOMY_LABELS, MU_WATER, PHANTOM_VERSION, ChestPhantom, load_phantom
 
 __all__ = [
     "SIMCXR_VERSION",
@@ -395,6 +395,7 @@ def generate_simcxr(
     meta = {
         "generator": "monai_afire.data.simcxr",
         "version": SIMCXR_VERSION,
+        "phantom_version": PHANTOM_VERSION,
         "seed": seed,
         "num_images": num_images,
         "num_patients": len(patients),

@@ -9,7 +9,6 @@ import numpy as np
 
 __all__ = ["simcxr_gallery"]
 
-_COLOURS = ("#ff4d4d", "#4dd2ff", "#ffd24d", "#7dff4d", "#ff4dff", "#ff994d", "#4d79ff", "#b3b3b3")
 
 
 def simcxr_gallery(
@@ -53,7 +52,8 @@ def simcxr_gallery(
     records = records[:num_images]
     rows = int(np.ceil(len(records) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * panel_inches, rows * panel_inches), squeeze=False)
-    colour = {c: _COLOURS[i % len(_COLOURS)] for i, c in enumerate(classes)}
+    palette = plt.get_cmap("tab20")
+    colour = {c: palette(i % 20) for i, c in enumerate(classes)}
     for ax in axes.ravel():
         ax.axis("off")
     for ax, rec in zip(axes.ravel(), records):
