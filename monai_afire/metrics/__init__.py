@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .auroc_metric import AUROCTable, MultilabelAUROCTable
 from .classification import AUROCResult, auroc_markdown, multilabel_auroc, write_auroc_csv, write_auroc_markdown
 from .cohesion import cohesion_metrics, evaluate_cohesion, token_anatomy_labels, token_embeddings
 from .localization import (
@@ -17,8 +16,6 @@ from .localization import (
 )
 
 __all__ = [
-    "AUROCTable",
-    "MultilabelAUROCTable",
     "AUROCResult",
     "auroc_markdown",
     "multilabel_auroc",
