@@ -10,7 +10,6 @@ import numpy as np
 __all__ = ["simcxr_gallery"]
 
 
-
 def simcxr_gallery(
     root: str | os.PathLike,
     out_path: str | os.PathLike,
