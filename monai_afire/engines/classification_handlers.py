@@ -49,8 +49,9 @@ class MeanROCAUC(ROCAUC):
             the decollated output, as MONAI's evaluators produce them.
     """
 
-    def __init__(self, output_transform: Callable = from_engine(["pred", "label"])) -> None:
-        super().__init__(average="none", output_transform=output_transform)
+    def __init__(self, output_transform: Callable | None = None) -> None:
+        transform = from_engine(["pred", "label"]) if output_transform is None else output_transform
+        super().__init__(average="none", output_transform=transform)
         self.metric_fn = DefinedClassesROCAUCMetric()
 
 
@@ -138,8 +139,7 @@ class AUROCReport(_Collector):
         y_score, y_true = np.stack(self.preds), np.stack(self.labels)
         if y_score.shape[1] != len(self.classes):
             raise ValueError(
-                f"AUROCReport: the model has {y_score.shape[1]} outputs for {len(self.classes)} classes "
-                f"{self.classes}."
+                f"AUROCReport: the model has {y_score.shape[1]} outputs for {len(self.classes)} classes {self.classes}."
             )
         self.result = multilabel_auroc(
             y_true, y_score, self.classes, self.num_bootstrap, confidence=self.confidence, seed=self.seed
