@@ -162,26 +162,33 @@ class FindingSampler:
         return [self._project("Effusion", box, dmu, fill >= 0.5)]
 
     def pneumothorax(self, rng: np.random.Generator) -> list[FindingInstance]:
-        """Air between lung and chest wall at the apex and lateral margin: a rim without lung markings."""
+        """Air between lung and chest wall: the lung of one side collapses towards its hilum, leaving an
+        apical and lateral rim of air without lung markings; the collapsed lung keeps its markings and
+        its edge (visceral pleura) shows as a line."""
         side = "right" if rng.random() < 0.5 else "left"
         box = self.side_boxes[side]
         lung = self.sides[side][box]
-        depth = self.phantom.lung_depth[box]
-        rim = rng.uniform(8.0, 20.0) / self.mm
-        zs = np.arange(box[2].start, box[2].stop)
-        zcut = box[2].start + rng.uniform(0.25, 0.55) * (box[2].stop - box[2].start)
-        air = lung & (depth <= rim) & (zs[None, None, :] >= zcut)
+        shape = np.array(lung.shape)
+        # anchor near the medial base (hilum and pulmonary ligament): the air collects apically and laterally
+        medial = 0.8 if side == "right" else 0.2
+        anchor = np.array([medial, 0.5, rng.uniform(0.1, 0.25)]) * (shape - 1)
+        scale = rng.uniform(0.72, 0.9)
+        grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), 0).astype(np.float32)
+        src = anchor[:, None, None, None] + (grid - anchor[:, None, None, None]) / scale
         mu = self.phantom.mu[box]
-        dmu = np.where(air, -mu, 0.0)
-        # visceral pleural line: a thin denser shell just inside the collapsed lung
-        line = lung & (depth > rim) & (depth <= rim + 1) & (zs[None, None, :] >= zcut)
-        dmu = dmu + np.where(line, 0.25 * (MU_SOFT - mu), 0.0)
-        removed = (air * mu).sum(axis=1)
-        total = (lung * mu).sum(axis=1)
-        inst = self._project("Pneumothorax", box, dmu.astype(np.float32), air)
+        inside = ndimage.map_coordinates(lung.astype(np.float32), src, order=1, mode="constant") >= 0.5
+        collapsed = inside & lung
+        new_mu = np.where(collapsed, ndimage.map_coordinates(mu, src, order=1, mode="nearest") / scale, 0.0)
+        # visceral pleural line: the outer shell of the collapsed lung is slightly denser
+        shell = collapsed & ~ndimage.binary_erosion(collapsed)
+        new_mu = new_mu + shell * 0.3 * MU_WATER
+        dmu = np.where(lung, new_mu - mu, 0.0).astype(np.float32)
+        inst = self._project("Pneumothorax", box, dmu, lung & ~collapsed)
+        # footprint: rays that crossed lung before and cross none now (the rim without markings)
         fp = np.zeros(self.shape2d, dtype=bool)
-        fp[box[0], box[2]] = (removed > 0.6 * np.maximum(total, 1e-6)) & (removed > 0)
-        inst.footprint = ndimage.binary_opening(fp) if ndimage.binary_opening(fp).any() else fp
+        fp[box[0], box[2]] = lung.any(axis=1) & ~collapsed.any(axis=1)
+        opened = ndimage.binary_opening(fp)
+        inst.footprint = opened if opened.any() else fp
         return [inst]
 
     # ------------------------------------------------------------------ airspace and volume
