@@ -12,6 +12,7 @@ from .localization import (
     localization_scores,
     pixel_auroc,
     pointing_game,
+    resized_boxes,
     write_localization_markdown,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "localization_scores",
     "pixel_auroc",
     "pointing_game",
+    "resized_boxes",
     "write_localization_markdown",
 ]

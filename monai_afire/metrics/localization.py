@@ -13,6 +13,7 @@ from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
 __all__ = [
+    "resized_boxes",
     "check_boxes",
     "box_from_map",
     "pointing_game",
@@ -24,9 +25,13 @@ __all__ = [
 ]
 
 DEFAULT_IOU_THRESHOLDS = (0.1, 0.3, 0.5)
+LAYOUTS = ("yx", "xy")
 
 
-def _map2d(heatmap: np.ndarray | torch.Tensor, name: str = "heatmap") -> np.ndarray:
+def _map2d(heatmap: np.ndarray | torch.Tensor, name: str = "heatmap", layout: str = "yx") -> np.ndarray:
+    """A 2-D float array indexed [y, x] (rows, columns); ``layout="xy"`` transposes MONAI-convention arrays."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}.")
     if isinstance(heatmap, torch.Tensor):
         heatmap = heatmap.detach().cpu().float().numpy()
     arr = np.asarray(heatmap, dtype=np.float64)
@@ -35,7 +40,33 @@ def _map2d(heatmap: np.ndarray | torch.Tensor, name: str = "heatmap") -> np.ndar
         raise ValueError(f"{name} must be a 2-D map (H, W) (or (1, H, W)), got shape {arr.shape}.")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values.")
-    return arr
+    return arr.T if layout == "xy" else arr
+
+
+def resized_boxes(
+    boxes: Sequence | np.ndarray, original_size: Sequence[int], image_size: int, name: str = "boxes"
+) -> np.ndarray:
+    """Map boxes from pixels of the original film to the (S, S) grid of ``radiograph_transforms(image_size=S)``.
+
+    That preparation resizes the longest side to S (aspect kept, sizes rounded as MONAI's ``Resize`` does) and pads
+    the other side symmetrically (as MONAI's ``SpatialPad``); boxes follow the same scaling and offset.
+
+    Args:
+        boxes: (N, 4) ``[x0, y0, x1, y1]`` in pixels of the original image.
+        original_size: (width, height) of the original image.
+        image_size: S.
+        name: how the boxes are named in error messages.
+
+    Returns:
+        float64 (N, 4) boxes in the S x S grid.
+    """
+    width, height = (int(v) for v in original_size)
+    gt = check_boxes(boxes, (height, width), name)
+    scale = image_size / max(width, height)
+    new = [int(round(s * scale)) for s in (width, height)]
+    offset = [(image_size - n) // 2 for n in new]
+    factor = np.array([new[0] / width, new[1] / height] * 2)
+    return gt * factor + np.array(offset * 2, dtype=np.float64)
 
 
 def check_boxes(
@@ -70,13 +101,14 @@ def check_boxes(
     return arr
 
 
-def box_from_map(heatmap: np.ndarray | torch.Tensor, threshold: float = 0.5) -> np.ndarray | None:
+def box_from_map(heatmap: np.ndarray | torch.Tensor, threshold: float = 0.5, layout: str = "yx") -> np.ndarray | None:
     """Bounding box ``[x0, y0, x1, y1]`` of the largest connected region of a thresholded map.
 
     The map is min-max normalised first, so ``threshold`` is a fraction of its range. Returns None for a constant
-    map (nothing is localised).
+    map (nothing is localised). ``layout`` says how the map is indexed: ``"yx"`` (rows first, as images are
+    displayed) or ``"xy"`` (MONAI's reader convention, first axis along the width).
     """
-    arr = _map2d(heatmap)
+    arr = _map2d(heatmap, layout=layout)
     lo, hi = arr.min(), arr.max()
     if hi <= lo:
         return None
@@ -86,9 +118,14 @@ def box_from_map(heatmap: np.ndarray | torch.Tensor, threshold: float = 0.5) -> 
     return np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float64)
 
 
-def pointing_game(heatmap: np.ndarray | torch.Tensor, boxes: Sequence | np.ndarray, name: str = "boxes") -> bool:
-    """True when the map's maximum (the first one, for ties) lies in one of the ground-truth boxes."""
-    arr = _map2d(heatmap)
+def pointing_game(
+    heatmap: np.ndarray | torch.Tensor, boxes: Sequence | np.ndarray, name: str = "boxes", layout: str = "yx"
+) -> bool:
+    """True when the map's maximum (the first one, for ties) lies in one of the ground-truth boxes.
+
+    ``layout``: ``"yx"`` for maps indexed [row, column], ``"xy"`` for MONAI-convention maps [x, y].
+    """
+    arr = _map2d(heatmap, layout=layout)
     gt = check_boxes(boxes, arr.shape, name)
     y, x = np.unravel_index(int(np.argmax(arr)), arr.shape)
     px, py = x + 0.5, y + 0.5  # pixel centre
@@ -101,9 +138,10 @@ def box_hits(
     iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
     map_threshold: float = 0.5,
     name: str = "boxes",
+    layout: str = "yx",
 ) -> dict[float, bool]:
     """Whether the box of the thresholded map overlaps a ground-truth box with IoU >= each threshold."""
-    arr = _map2d(heatmap)
+    arr = _map2d(heatmap, layout=layout)
     gt = check_boxes(boxes, arr.shape, name)
     pred = box_from_map(arr, map_threshold)
     best = 0.0 if pred is None or len(gt) == 0 else float(np.max(box_iou(pred[None], gt)))
@@ -129,6 +167,7 @@ def localization_scores(
     iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
     map_threshold: float = 0.5,
     names: Sequence[str] | None = None,
+    layout: str = "yx",
 ) -> dict[str, dict[str, float]]:
     """Score heat maps per finding: pointing game, box hit rates at each IoU and (with masks) pixel AUROC.
 
@@ -143,6 +182,9 @@ def localization_scores(
         iou_thresholds: IoU levels of the box hit rates.
         map_threshold: fraction of the map's range above which pixels form the predicted region.
         names: optional case names (file names) used in error messages.
+        layout: ``"yx"`` for maps and masks indexed [row, column]; ``"xy"`` for MONAI-convention arrays (first
+            spatial axis along the image width, as ``radiograph_transforms`` loads films). Boxes are always
+            ``[x0, y0, x1, y1]`` with x along the width.
 
     Returns:
         ``{finding: {"cases": n, "pointing_game": rate, "hit@0.1": rate, ..., "pixel_auroc": mean}}`` and an
@@ -157,11 +199,12 @@ def localization_scores(
         label = f"case {i} ({names[i]}, {finding})" if names is not None else f"case {i} ({finding})"
         if len(gt) == 0:
             raise ValueError(f"{label}: no ground-truth box to score the map against.")
+        heatmap = _map2d(heatmap, label, layout)
         row = {"pointing_game": float(pointing_game(heatmap, gt, label))}
         for t, hit in box_hits(heatmap, gt, iou_thresholds, map_threshold, label).items():
             row[f"hit@{t:g}"] = float(hit)
         mask = None if masks is None else masks[i]
-        row["pixel_auroc"] = math.nan if mask is None else pixel_auroc(heatmap, mask)
+        row["pixel_auroc"] = math.nan if mask is None else pixel_auroc(heatmap, _map2d(mask, label, layout))
         per_case.setdefault(str(finding), []).append(row)
         per_case.setdefault("all", []).append(row)
     out: dict[str, dict[str, float]] = {}

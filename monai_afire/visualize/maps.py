@@ -34,6 +34,7 @@ def plot_map_overlay(
     ax: Axes | None = None,
     alpha: float = 0.45,
     cmap: str = "jet",
+    layout: str = "yx",
 ) -> Axes:
     """Draw a heat map over an image, the ground-truth boxes (green) and the thresholded map's box (red, dashed).
 
@@ -46,9 +47,15 @@ def plot_map_overlay(
         ax: axes to draw on; a new figure when None.
         alpha: opacity of the heat map.
         cmap: colour map of the heat map.
+        layout: ``"yx"`` for arrays indexed [row, column]; ``"xy"`` for MONAI-convention arrays (first axis along
+            the width, as ``radiograph_transforms`` loads films), transposed for display.
     """
+    if layout not in ("yx", "xy"):
+        raise ValueError(f"plot_map_overlay: layout must be 'yx' or 'xy', got {layout!r}.")
     img = _image2d(image, "image")
     hm = _image2d(heatmap, "heatmap")
+    if layout == "xy":
+        img, hm = img.T, hm.T
     if img.shape != hm.shape:
         raise ValueError(f"image {img.shape} and heatmap {hm.shape} must have the same shape.")
     gt = check_boxes(boxes, img.shape, "plot_map_overlay boxes")
@@ -80,6 +87,7 @@ def save_map_gallery(
     columns: int = 4,
     map_threshold: float | None = 0.5,
     dpi: int = 100,
+    layout: str = "yx",
 ) -> str:
     """Save a grid of :func:`plot_map_overlay` panels to ``path`` (PNG/PDF by extension) and return the path."""
     if len(images) != len(heatmaps) or len(images) == 0:
@@ -99,6 +107,7 @@ def save_map_gallery(
             map_threshold=map_threshold,
             title=titles[i] if titles is not None else None,
             ax=ax,
+            layout=layout,
         )
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

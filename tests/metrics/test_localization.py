@@ -8,6 +8,7 @@ import unittest
 import numpy as np
 import torch
 from parameterized import parameterized
+from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from monai_afire.metrics import (
@@ -18,8 +19,10 @@ from monai_afire.metrics import (
     localization_scores,
     pixel_auroc,
     pointing_game,
+    resized_boxes,
     write_localization_markdown,
 )
+from monai_afire.transforms import radiograph_transforms
 
 BOX = [8, 4, 20, 12]  # x0, y0, x1, y1 on a 32 x 24 (W x H) image
 
@@ -112,6 +115,37 @@ class TestLocalization(unittest.TestCase):
             localization_scores([_perfect_map()], [[[0, 0, 40, 10]]], ["a"], names=["scan1.dcm"])
         with self.assertRaisesRegex(ValueError, "no ground-truth box"):
             localization_scores([_perfect_map()], [[]], ["a"])
+
+
+class TestLayoutAndResizing(unittest.TestCase):
+    def test_xy_layout_is_transpose(self):
+        m = _perfect_map()
+        self.assertTrue(pointing_game(m.T, [BOX], layout="xy"))
+        np.testing.assert_array_equal(box_from_map(torch.as_tensor(m.T), layout="xy"), BOX)
+        self.assertEqual(box_hits(m.T, [BOX], layout="xy")[0.5], True)
+        scores = localization_scores([m.T], [[BOX]], ["a"], masks=[m.T > 0], layout="xy")
+        self.assertEqual((scores["a"]["pointing_game"], scores["a"]["pixel_auroc"]), (1.0, 1.0))
+        with self.assertRaisesRegex(ValueError, "layout"):
+            box_from_map(m, layout="zx")
+
+    def test_resized_boxes_known_answer(self):
+        # 200 x 100 film to 20 x 20: scale 0.1, height 10 padded by 5 above
+        np.testing.assert_allclose(
+            resized_boxes([[0, 0, 200, 100], [50, 20, 100, 60]], (200, 100), 20), [[0, 5, 20, 15], [5, 7, 10, 11]]
+        )
+        with self.assertRaisesRegex(ValueError, "outside"):
+            resized_boxes([[0, 0, 201, 10]], (200, 100), 20)
+
+    def test_resized_boxes_follow_radiograph_transforms(self):
+        film = np.full((20, 40), 30, dtype=np.uint8)  # height 20, width 40
+        film[4:12, 8:16] = 220  # box [8, 4, 16, 12]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "film.png")
+            Image.fromarray(film).save(path)
+            image = radiograph_transforms(image_size=20)({"image": path})["image"][0]
+        box = resized_boxes([[8, 4, 16, 12]], (40, 20), 20)[0]
+        np.testing.assert_allclose(box, [4, 7, 8, 11])
+        np.testing.assert_array_equal(box_from_map(image, layout="xy"), box)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ class TestMapOverlay(unittest.TestCase):
         self.assertEqual((rects[0].get_width(), rects[0].get_height()), (4, 4))  # ground truth
         self.assertEqual((rects[1].get_width(), rects[1].get_height()), (12, 8))  # thresholded map
         self.assertEqual(ax.get_title(), "Nodule")
+        transposed = plot_map_overlay(image.T, heatmap.T, [[2, 2, 6, 6]], layout="xy")
+        self.assertEqual(transposed.patches[1].get_width(), 12)
         no_pred = plot_map_overlay(image, heatmap, map_threshold=None)
         self.assertEqual(len(no_pred.patches), 0)
 
