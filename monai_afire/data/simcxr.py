@@ -8,7 +8,8 @@ the anatomy (:mod:`monai_afire.data.simcxr_findings`) and add their own projecti
 Patient variation: the phantom's line-integral map is warped by a smooth random displacement field,
 body scaling, a small rotation and translation. This is a 3-D deformation with no antero-posterior
 displacement, for which warping the projection is exact; the antero-posterior body thickness scales
-the line integrals and bone density is varied separately. Several images ("follow-ups") share a
+the line integrals and bone density is varied separately. Each patient also gets
+its own smooth lung-parenchyma density variation. Several images ("follow-ups") share a
 patient's anatomy with small pose changes. Exposure, contrast, detector blur, noise and collimation
 vary per image.
 
@@ -136,6 +137,7 @@ class _Patient:
     thickness: float
     bone: float
     field: np.ndarray  # (2, K, K) cosine coefficients of the smooth displacement (mm)
+    texture: np.ndarray  # (X, Z) line-integral change from the patient's own lung parenchyma
 
 
 class SimCXRGenerator:
@@ -159,6 +161,7 @@ class SimCXRGenerator:
         excess = np.where(bone_mask, np.maximum(ph.mu - MU_WATER, 0.0), 0.0)
         self.bone_map = (excess.sum(axis=1) * mm).astype(np.float32)
         self.soft_map = (ph.mu.sum(axis=1) * mm).astype(np.float32) - self.bone_map
+        self.lung_map = (np.where(ph.lobes > 0, ph.mu, 0.0).sum(axis=1) * mm).astype(np.float32)
         self.anatomy_map = self._project_anatomy(ph.anatomy)
         lungs = np.isin(self.anatomy_map, [ANATOMY_LABELS.index("right_lung"), ANATOMY_LABELS.index("left_lung")])
         idx = np.argwhere(lungs)
@@ -194,7 +197,14 @@ class SimCXRGenerator:
             thickness=float(rng.uniform(0.85, 1.15)),
             bone=float(rng.uniform(0.8, 1.2)),
             field=rng.normal(0.0, 4.0, size=(2, 4, 4)) / (1.0 + np.add.outer(np.arange(4), np.arange(4)))[None],
+            texture=self._texture(rng),
         )
+
+    def _texture(self, rng: np.random.Generator) -> np.ndarray:
+        """Patient-specific lung parenchyma: smooth density variation (about +-8 %) of the lung path."""
+        noise = ndimage.gaussian_filter(rng.standard_normal(self.lung_map.shape).astype(np.float32), 1.5)
+        noise *= rng.uniform(0.05, 0.1) / (noise.std() + 1e-6)
+        return (noise * self.lung_map).astype(np.float32)
 
     # ------------------------------------------------------------------ image formation
 
@@ -261,7 +271,7 @@ class SimCXRGenerator:
             if unknown:
                 raise ValueError(f"Unknown finding(s) {unknown}; expected names from {list(FINDINGS)}.")
             names = [f for f in FINDINGS if f in findings]
-        integral = self.soft_map + pat.bone * self.bone_map
+        integral = self.soft_map + pat.bone * self.bone_map + pat.texture
         anatomy = self.anatomy_map.copy()
         instances = []
         for name in names:

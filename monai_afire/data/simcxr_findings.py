@@ -68,10 +68,13 @@ class FindingSampler:
         self.side_boxes = {k: self._bbox(v) for k, v in self.sides.items()}
         self.heart = phantom.anatomy == _HEART
         self.heart_box = self._bbox(self.heart)
-        # lesion centres: lung voxels whose ray stays clear of the liver/diaphragm (seen in the lung fields)
+        # lesion centres: lung voxels whose ray stays clear of liver, heart, mediastinum and spine, so the
+        # lesion is seen against the lung fields
         self.below = (phantom.anatomy == ANATOMY_LABELS.index("diaphragm_liver")).any(axis=1)
+        hidden = np.isin(phantom.anatomy, [ANATOMY_LABELS.index(n) for n in ("heart", "mediastinum", "spine")])
+        blocked = self.below | hidden.any(axis=1)
         lung_voxels = np.argwhere(phantom.lung_depth >= 2)
-        self.lung_voxels = lung_voxels[~self.below[lung_voxels[:, 0], lung_voxels[:, 2]]]
+        self.lung_voxels = lung_voxels[~blocked[lung_voxels[:, 0], lung_voxels[:, 2]]]
         self.midline = mid
         self.draw: dict[str, Callable[[np.random.Generator], list[FindingInstance]]] = {
             "Atelectasis": self.atelectasis,
@@ -127,8 +130,8 @@ class FindingSampler:
         return self._project(name, box, dmu.astype(np.float32), weight > 0.5)
 
     def nodule(self, rng: np.random.Generator) -> list[FindingInstance]:
-        """1-2 round solid nodules of 8-24 mm diameter inside the lungs."""
-        return [self._lesion("Nodule", rng, (4.0, 12.0)) for _ in range(1 + int(rng.random() < 0.3))]
+        """1-2 round solid nodules of 10-24 mm diameter inside the lungs."""
+        return [self._lesion("Nodule", rng, (5.0, 12.0)) for _ in range(1 + int(rng.random() < 0.3))]
 
     def mass(self, rng: np.random.Generator) -> list[FindingInstance]:
         """A lobulated solid mass of 35-70 mm diameter inside a lung."""
