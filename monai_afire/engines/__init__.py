@@ -23,6 +23,7 @@ from .classification_handlers import (
 )
 from .checkpoint import PretrainCheckpoint, latest_checkpoint, load_afire_checkpoint
 from .distributed import distributed_sampler, get_rank, get_world_size, init_distributed, rank0_only
+from .localization_eval import load_afire_model, localization_cases, prepared_mask, run_localization
 from .loss_history import LossHistory, read_loss_history
 from .nan_guard import NonFiniteLossError, NonFiniteLossGuard
 from .param_groups import weight_decay_param_groups
@@ -43,6 +44,10 @@ from .teacher_export import TeacherEncoderSaver, save_teacher_encoder
 from .token_inference import TokenAnomalyInferer, TokenOutputWriter, token_outputs
 
 __all__ = [
+    "load_afire_model",
+    "localization_cases",
+    "prepared_mask",
+    "run_localization",
     "CLASSIFICATION_DATASETS",
     "classification_splits",
     "classification_transforms",
