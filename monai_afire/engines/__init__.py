@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .checkpoint import PretrainCheckpoint, latest_checkpoint, load_afire_checkpoint
 from .classification_data import (
     CLASSIFICATION_DATASETS,
     classification_splits,
@@ -21,7 +22,6 @@ from .classification_handlers import (
     image_names,
     load_model_weights,
 )
-from .checkpoint import PretrainCheckpoint, latest_checkpoint, load_afire_checkpoint
 from .distributed import distributed_sampler, get_rank, get_world_size, init_distributed, rank0_only
 from .localization_eval import load_afire_model, localization_cases, prepared_mask, run_localization
 from .loss_history import LossHistory, read_loss_history
@@ -30,6 +30,15 @@ from .param_groups import weight_decay_param_groups
 from .pretrain_data import check_batch_size, check_image_size, pretraining_records, pretraining_transforms
 from .pretrainer import AMP_DTYPES, AFiRePretrainer, unwrap_model
 from .prototype_freeze import FreezePrototypes
+from .representation_eval import (
+    CohesionReport,
+    anatomy_label_names,
+    cohesion_records,
+    cohesion_transforms,
+    load_encoder,
+    run_cohesion,
+    write_cohesion_report,
+)
 from .schedules import (
     LearningRateSchedule,
     WarmupCosineScheduler,
@@ -44,6 +53,13 @@ from .teacher_export import TeacherEncoderSaver, save_teacher_encoder
 from .token_inference import TokenAnomalyInferer, TokenOutputWriter, token_outputs
 
 __all__ = [
+    "CohesionReport",
+    "write_cohesion_report",
+    "anatomy_label_names",
+    "cohesion_records",
+    "cohesion_transforms",
+    "load_encoder",
+    "run_cohesion",
     "load_afire_model",
     "localization_cases",
     "prepared_mask",
