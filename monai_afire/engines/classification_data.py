@@ -174,9 +174,7 @@ def classification_transforms(image_size: int = 224, train: bool = False, keys: 
     return Compose(steps)
 
 
-def inference_records(
-    dataset_dir: str | os.PathLike, extensions: Sequence[str] | None = None
-) -> list[dict[str, Any]]:
+def inference_records(dataset_dir: str | os.PathLike, extensions: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Records ``{"image": path}`` of every radiograph in a folder (see :func:`~monai_afire.data.load_image_folder`).
 
     Raises:
