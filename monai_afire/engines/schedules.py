@@ -1,7 +1,7 @@
 """Per-iteration schedules of AFiRe: learning rate (warm-up + cosine, batch-size scaled) and weight decay (cosine).
 
-Both are Ignite ``ParamScheduler`` objects driven by the engine's iteration counter: at ``Events.STARTED`` their
-event index is set from ``engine.state.iteration``, so a run resumed from a checkpoint continues the schedule exactly
+Both are Ignite ``ParamScheduler`` objects driven by the engine's iteration counter: before each step their event
+index is set from ``engine.state.iteration``, so a run resumed from a checkpoint continues the schedule exactly
 where it stopped (Ignite's own counters are not part of the engine state).
 """
 
@@ -69,7 +69,7 @@ class WarmupCosineScheduler(ParamScheduler):
 
 
 class _IterationSynced:
-    """Attach an Ignite ParamScheduler at ITERATION_STARTED, with its event index taken from the engine at start."""
+    """Attach an Ignite ParamScheduler at ITERATION_STARTED, its event index set from the engine's iteration."""
 
     scheduler: ParamScheduler
 
@@ -83,9 +83,10 @@ class _IterationSynced:
 
     def _start(self, engine: Engine) -> None:
         self.scheduler = self._build(engine)
-        self.scheduler.event_index = int(engine.state.iteration)
 
     def _step(self, engine: Engine) -> None:
+        # the engine's iteration (restored by a checkpoint) drives the schedule; Ignite's own counter is not saved
+        self.scheduler.event_index = int(engine.state.iteration) - 1
         self.scheduler(engine)
 
 

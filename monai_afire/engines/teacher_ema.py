@@ -58,7 +58,8 @@ class TeacherEMA:
     def _start(self, engine: Engine) -> None:
         lam = CosineEMAMomentum(total_iterations(engine), self.momentum, self.final_momentum)
         self.scheduler = LambdaStateScheduler(lam, param_name="ema_momentum", create_new=True)
-        self.scheduler.event_index = int(engine.state.iteration)
 
     def _schedule(self, engine: Engine) -> None:
+        # driven by the engine's iteration (restored from checkpoints); the scheduler increments before evaluating
+        self.scheduler.event_index = int(engine.state.iteration) - 1  # type: ignore[union-attr]
         self.scheduler(engine)  # type: ignore[misc]

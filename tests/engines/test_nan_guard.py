@@ -36,7 +36,8 @@ class TestNonFiniteLossGuard(unittest.TestCase):
             trainer.loss_function = NaNAfter(trainer.loss_function, start=4)  # iteration 4 = epoch 2, 2nd batch
             weights = {}
             trainer.add_event_handler(
-                Events.ITERATION_COMPLETED, lambda e: weights.update({k: v.clone() for k, v in model.state_dict().items()})
+                Events.ITERATION_COMPLETED,
+                lambda e: weights.update({k: v.clone() for k, v in model.state_dict().items()}),
             )
             with self.assertRaises(NonFiniteLossError) as ctx:
                 trainer.run()

@@ -37,8 +37,15 @@ class TestAFiRePretrainer(unittest.TestCase):
             self.assertEqual(set(out), {"loss", "structure", "category", "restoration"})
             self.assertFalse(out["loss"].requires_grad)
             self.assertTrue(torch.isfinite(out["loss"]))
-        self.assertEqual(fired[:4], [IterationEvents.FORWARD_COMPLETED, IterationEvents.LOSS_COMPLETED,
-                                     IterationEvents.BACKWARD_COMPLETED, IterationEvents.MODEL_COMPLETED])
+        self.assertEqual(
+            fired[:4],
+            [
+                IterationEvents.FORWARD_COMPLETED,
+                IterationEvents.LOSS_COMPLETED,
+                IterationEvents.BACKWARD_COMPLETED,
+                IterationEvents.MODEL_COMPLETED,
+            ],
+        )
         self.assertLessEqual(trainer.state.grad_norm, float("inf"))
 
     def test_prototypes_frozen_first_epoch_and_replaced(self):
@@ -75,8 +82,11 @@ class TestAFiRePretrainer(unittest.TestCase):
         norms = []
         trainer.add_event_handler(
             IterationEvents.MODEL_COMPLETED,
-            lambda e: norms.append(torch.nn.utils.get_total_norm(
-                [p.grad for g in e.optimizer.param_groups for p in g["params"] if p.grad is not None])),
+            lambda e: norms.append(
+                torch.nn.utils.get_total_norm(
+                    [p.grad for g in e.optimizer.param_groups for p in g["params"] if p.grad is not None]
+                )
+            ),
         )
         trainer.run()
         self.assertGreater(trainer.state.grad_norm, 1e-3)  # the norm before clipping

@@ -18,8 +18,10 @@ from monai_afire.engines import (
 
 def _optimizer():
     return torch.optim.AdamW(
-        [{"params": [torch.nn.Parameter(torch.ones(2, 2))], "weight_decay": 0.04},
-         {"params": [torch.nn.Parameter(torch.ones(2))], "weight_decay": 0.0}],
+        [
+            {"params": [torch.nn.Parameter(torch.ones(2, 2))], "weight_decay": 0.04},
+            {"params": [torch.nn.Parameter(torch.ones(2))], "weight_decay": 0.0},
+        ],
         lr=1.0,
     )
 
@@ -30,8 +32,13 @@ def _record(handler, optimizer, epochs=4, epoch_length=5, start_iteration=0):
     seen = []
     engine.add_event_handler(
         Events.ITERATION_STARTED,
-        lambda e: seen.append((optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["weight_decay"],
-                               optimizer.param_groups[1]["weight_decay"])),
+        lambda e: seen.append(
+            (
+                optimizer.param_groups[0]["lr"],
+                optimizer.param_groups[0]["weight_decay"],
+                optimizer.param_groups[1]["weight_decay"],
+            )
+        ),
     )
     if start_iteration:
         engine.state.max_epochs, engine.state.epoch_length = epochs, epoch_length

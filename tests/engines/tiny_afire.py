@@ -29,8 +29,13 @@ def tiny_model(seed: int = 0, hidden: int = 32) -> AFiRe:
         "vit_tiny", img_size=IMAGE, patch_size=8, hidden_size=hidden, num_layers=2, num_heads=2, mlp_dim=2 * hidden
     )
     return AFiRe(
-        encoder, num_prototypes=PROTOTYPES, head_hidden_dim=32, head_bottleneck_dim=16, decoder_dim=32,
-        decoder_depth=1, decoder_heads=2,
+        encoder,
+        num_prototypes=PROTOTYPES,
+        head_hidden_dim=32,
+        head_bottleneck_dim=16,
+        decoder_dim=32,
+        decoder_depth=1,
+        decoder_heads=2,
     )
 
 
