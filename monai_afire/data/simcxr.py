@@ -6,12 +6,13 @@ noise, then log-intensity display (bone and heart bright, lungs dark). Findings 
 the anatomy (:mod:`monai_afire.data.simcxr_findings`) and add their own projection.
 
 Patient variation: the phantom's line-integral map is warped by a smooth random displacement field,
-body scaling, a small rotation and translation. This is a 3-D deformation with no antero-posterior
-displacement, for which warping the projection is exact; the antero-posterior body thickness scales
-the line integrals and bone density is varied separately. Each patient also gets
-its own smooth lung-parenchyma density variation. Several images ("follow-ups") share a
-patient's anatomy with small pose changes. Exposure, contrast, detector blur, noise and collimation
-vary per image.
+body scaling, a small in-plane rotation and translation. This is a 3-D deformation with no
+antero-posterior displacement, for which warping the projection is exact. A small rotation about the
+vertical axis shifts eight antero-posterior slabs of the CT (and each finding, at its depth) sideways
+before they are summed. The antero-posterior body thickness scales the line integrals, bone density
+and the lung parenchyma (a smooth density texture per patient) vary too. Several images ("follow-ups")
+share a patient's anatomy with small pose changes. Exposure, contrast, detector blur, noise and
+collimation vary per image.
 
 Command line::
 
@@ -64,6 +65,11 @@ DATA_ENTRY_HEADER = (
     "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],"
 )
 BBOX_HEADER = "Image Index,Finding Label,Bbox [x,y,w,h],,,"
+
+
+_SLABS = 8
+_ANATOMY_PRIORITY = ("body", "shoulders", "diaphragm_liver", "mediastinum", "right_lung", "left_lung", "ribs",
+                     "spine", "heart", "clavicles")  # fmt: skip
 
 
 @dataclass
@@ -137,7 +143,8 @@ class _Patient:
     thickness: float
     bone: float
     field: np.ndarray  # (2, K, K) cosine coefficients of the smooth displacement (mm)
-    texture: np.ndarray  # (X, Z) line-integral change from the patient's own lung parenchyma
+    texture: np.ndarray  # (X, Z) relative density variation of the patient's own lung parenchyma
+    yaw: float  # rotation about the vertical axis (degrees)
 
 
 class SimCXRGenerator:
@@ -159,10 +166,22 @@ class SimCXRGenerator:
         mm = ph.spacing
         bone_mask = np.isin(ph.anatomy, [ANATOMY_LABELS.index(n) for n in ("spine", "ribs", "clavicles", "shoulders")])
         excess = np.where(bone_mask, np.maximum(ph.mu - MU_WATER, 0.0), 0.0)
-        self.bone_map = (excess.sum(axis=1) * mm).astype(np.float32)
-        self.soft_map = (ph.mu.sum(axis=1) * mm).astype(np.float32) - self.bone_map
-        self.lung_map = (np.where(ph.lobes > 0, ph.mu, 0.0).sum(axis=1) * mm).astype(np.float32)
-        self.anatomy_map = self._project_anatomy(ph.anatomy)
+        lung_mu = np.where(ph.lobes > 0, ph.mu, 0.0)
+        # antero-posterior slabs, projected separately: shifting them sideways in proportion to their depth
+        # rotates the patient about the vertical axis (small angles)
+        edges = np.linspace(0, ph.mu.shape[1], _SLABS + 1).astype(int)
+        self.slab_depths = (edges[:-1] + edges[1:]) / 2.0
+        profile = ph.mu.sum(axis=(0, 2))
+        self.rotation_axis = float((profile * np.arange(len(profile))).sum() / profile.sum())
+        cuts = list(zip(edges[:-1], edges[1:]))
+        self.bone_slabs = np.stack([excess[:, a:b].sum(axis=1) * mm for a, b in cuts]).astype(np.float32)
+        self.soft_slabs = np.stack([ph.mu[:, a:b].sum(axis=1) * mm for a, b in cuts]).astype(np.float32)
+        self.soft_slabs -= self.bone_slabs
+        self.lung_slabs = np.stack([lung_mu[:, a:b].sum(axis=1) * mm for a, b in cuts]).astype(np.float32)
+        self.anatomy_counts = np.stack(
+            [np.stack([(ph.anatomy[:, a:b] == v).sum(axis=1) for a, b in cuts]) for v in range(len(ANATOMY_LABELS))]
+        ).astype(np.uint8)  # (classes, slabs, X, Z)
+        self.anatomy_map = self._anatomy_from_counts(self.anatomy_counts.sum(axis=1))
         lungs = np.isin(self.anatomy_map, [ANATOMY_LABELS.index("right_lung"), ANATOMY_LABELS.index("left_lung")])
         idx = np.argwhere(lungs)
         # centre of the field: middle of the lungs horizontally; vertically the lung apices lie at about
@@ -171,15 +190,14 @@ class SimCXRGenerator:
         self.centre = np.array([idx[:, 0].mean(), idx[:, 1].max() - (0.5 - 0.07) * fov])
 
     @staticmethod
-    def _project_anatomy(anatomy: np.ndarray) -> np.ndarray:
-        """2-D anatomy map: the highest-priority structure crossed by each ray (minimum path 2 voxels)."""
-        priority = ["body", "shoulders", "diaphragm_liver", "mediastinum", "right_lung", "left_lung", "ribs",
-                    "spine", "heart", "clavicles"]  # fmt: skip
-        out = np.zeros((anatomy.shape[0], anatomy.shape[2]), dtype=np.uint8)
-        for name in priority:
+    def _anatomy_from_counts(counts: np.ndarray) -> np.ndarray:
+        """2-D anatomy map from per-class path lengths (voxels, (classes, X, Z)): the highest-priority
+        structure crossed by each ray, with at least 2 voxels of path (1 for ribs and clavicles). Priority,
+        low to high: body, shoulders, diaphragm/liver, mediastinum, lungs, ribs, spine, heart, clavicles."""
+        out = np.zeros(counts.shape[1:], dtype=np.uint8)
+        for name in _ANATOMY_PRIORITY:
             value = ANATOMY_LABELS.index(name)
-            path = (anatomy == value).sum(axis=1)
-            out[path >= (1 if name in ("ribs", "clavicles") else 2)] = value
+            out[counts[value] >= (1 if name in ("ribs", "clavicles") else 2)] = value
         return out
 
     # ------------------------------------------------------------------ randomness
@@ -198,13 +216,13 @@ class SimCXRGenerator:
             bone=float(rng.uniform(0.8, 1.2)),
             field=rng.normal(0.0, 4.0, size=(2, 4, 4)) / (1.0 + np.add.outer(np.arange(4), np.arange(4)))[None],
             texture=self._texture(rng),
+            yaw=float(np.clip(rng.normal(0.0, 2.5), -6.0, 6.0)),
         )
 
     def _texture(self, rng: np.random.Generator) -> np.ndarray:
-        """Patient-specific lung parenchyma: smooth density variation (about +-8 %) of the lung path."""
-        noise = ndimage.gaussian_filter(rng.standard_normal(self.lung_map.shape).astype(np.float32), 1.5)
-        noise *= rng.uniform(0.05, 0.1) / (noise.std() + 1e-6)
-        return (noise * self.lung_map).astype(np.float32)
+        """Patient-specific lung parenchyma: smooth relative density variation (about +-8 %)."""
+        noise = ndimage.gaussian_filter(rng.standard_normal(self.lung_slabs.shape[1:]).astype(np.float32), 1.5)
+        return (noise * (rng.uniform(0.05, 0.1) / (noise.std() + 1e-6))).astype(np.float32)
 
     # ------------------------------------------------------------------ image formation
 
@@ -271,14 +289,24 @@ class SimCXRGenerator:
             if unknown:
                 raise ValueError(f"Unknown finding(s) {unknown}; expected names from {list(FINDINGS)}.")
             names = [f for f in FINDINGS if f in findings]
-        integral = self.soft_map + pat.bone * self.bone_map + pat.texture
-        anatomy = self.anatomy_map.copy()
+        slope = np.tan(np.deg2rad(pat.yaw + rng.normal(0.0, 1.0)))
+        shifts = (self.slab_depths - self.rotation_axis) * slope
+        integral = np.zeros(self.soft_slabs.shape[1:], dtype=np.float32)
+        counts = np.zeros(self.anatomy_counts.shape[:1] + self.anatomy_counts.shape[2:], dtype=np.int32)
+        for k, d in enumerate(shifts):
+            slab = self.soft_slabs[k] + pat.bone * self.bone_slabs[k] + pat.texture * self.lung_slabs[k]
+            integral += _shift_x(slab, d)
+            counts += _shift_x(self.anatomy_counts[:, k], round(d), axis=1)
+        anatomy = self._anatomy_from_counts(counts)
         instances = []
         for name in names:
             for inst in self.findings.draw[name](rng):
+                d = (inst.depth - self.rotation_axis) * slope
+                inst.delta = _shift_x(inst.delta, d)
+                inst.footprint = _shift_x(inst.footprint.astype(np.float32), d) >= 0.5
                 integral = integral + inst.delta
                 if inst.anatomy_override is not None:
-                    anatomy[inst.anatomy_override[1]] = inst.anatomy_override[0]
+                    anatomy[inst.footprint] = inst.anatomy_override[0]
                 instances.append(inst)
         integral = integral * pat.thickness
         coords = self._coordinates(pat, rng)
@@ -317,6 +345,29 @@ class SimCXRGenerator:
             n = int(rng.integers(1, self.settings.max_follow_ups + 1))
             out.extend((pid, k) for k in range(n))
         return out[:num_images]
+
+
+def _shift_x(array: np.ndarray, shift: float, axis: int = 0) -> np.ndarray:
+    """Shift along ``axis`` by ``shift`` (fractional: linear interpolation), filling with zeros."""
+    base = int(np.floor(shift))
+    frac = shift - base
+    out = _shift_int(array, base, axis)
+    if frac > 1e-6:
+        out = (1.0 - frac) * out + frac * _shift_int(array, base + 1, axis)
+    return out
+
+
+def _shift_int(array: np.ndarray, shift: int, axis: int) -> np.ndarray:
+    out = np.zeros_like(array)
+    n = array.shape[axis]
+    if abs(shift) >= n:
+        return out
+    src = [slice(None)] * array.ndim
+    dst = [slice(None)] * array.ndim
+    src[axis] = slice(max(0, -shift), n - max(0, shift))
+    dst[axis] = slice(max(0, shift), n - max(0, -shift))
+    out[tuple(dst)] = array[tuple(src)]
+    return out
 
 
 def _to_png(array: np.ndarray, path: Path, bits: int = 8) -> None:

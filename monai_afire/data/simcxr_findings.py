@@ -44,6 +44,7 @@ class FindingInstance:
     delta: np.ndarray
     footprint: np.ndarray
     anatomy_override: tuple[int, np.ndarray] | None = None
+    depth: float = 0.0  # antero-posterior position (voxel index along y) of its centre, for patient rotation
 
 
 class FindingSampler:
@@ -103,7 +104,9 @@ class FindingSampler:
         footprint = np.zeros(self.shape2d, dtype=bool)
         delta[box[0], box[2]] = dmu.sum(axis=1) * self.mm
         footprint[box[0], box[2]] = region.any(axis=1)
-        return FindingInstance(name, delta, footprint)
+        weight = np.abs(dmu).sum(axis=(0, 2))
+        depth = box[1].start + float((weight * np.arange(len(weight))).sum() / max(weight.sum(), 1e-12))
+        return FindingInstance(name, delta, footprint, depth=depth)
 
     # ------------------------------------------------------------------ solid lesions
 
