@@ -311,8 +311,9 @@ class SimCXRGenerator:
         integral = integral * pat.thickness
         coords = self._coordinates(pat, rng)
         s = self.settings.image_size
-        line = ndimage.map_coordinates(integral, coords, order=1, mode="nearest")
-        anat = ndimage.map_coordinates(anatomy, coords, order=0, mode="nearest").astype(np.uint8)
+        # beyond the CT (neck, lower abdomen on a small patient) the anatomy continues as its mirror image
+        line = ndimage.map_coordinates(integral, coords, order=1, mode="mirror")
+        anat = ndimage.map_coordinates(anatomy, coords, order=0, mode="mirror").astype(np.uint8)
         # collimation: unexposed borders (bright), an independent margin on each side
         margins = (rng.uniform(0.0, 0.05, size=4) * s).astype(int)
         field = np.zeros((s, s), dtype=bool)
