@@ -14,6 +14,7 @@ from .datasets import (
     load_csv_dataset,
     load_dataset,
     load_image_folder,
+    load_mimic_cxr,
     load_rsna_pneumonia,
     load_vindr_cxr,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "load_csv_dataset",
     "load_dataset",
     "load_image_folder",
+    "load_mimic_cxr",
     "load_rsna_pneumonia",
     "load_vindr_cxr",
     "label_fraction_split",

@@ -11,6 +11,7 @@ exist: no image is opened until the transforms run.
 from __future__ import annotations
 
 import csv
+import gzip
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ __all__ = [
     "load_chexpert",
     "load_rsna_pneumonia",
     "load_vindr_cxr",
+    "load_mimic_cxr",
     "load_csv_dataset",
     "load_image_folder",
     "load_dataset",
@@ -114,7 +116,8 @@ def _read_csv(path: Path, required: Sequence[str]) -> tuple[list[str], list[dict
     """Read a CSV file into rows keyed by header, checking that ``required`` columns are present."""
     if not path.is_file():
         raise FileNotFoundError(f"Expected the table file {path} but it does not exist.")
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         try:
             header = [h.strip() for h in next(reader)]
@@ -424,6 +427,92 @@ def load_vindr_cxr(
     return list(by_id.values()), classes
 
 
+# --------------------------------------------------------------------------------------------- MIMIC-CXR
+
+
+def _mimic_table(root: Path, stem: str) -> Path:
+    for name in (f"{stem}.csv", f"{stem}.csv.gz"):
+        if (root / name).is_file():
+            return root / name
+    raise FileNotFoundError(f"Expected {stem}.csv or {stem}.csv.gz in {root}; neither exists.")
+
+
+def load_mimic_cxr(
+    root: str | os.PathLike,
+    split: str | None = None,
+    uncertainty: str = "ones",
+    classes: Sequence[str] | None = None,
+    views: Sequence[str] | None = ("PA", "AP"),
+    normal_only: bool = False,
+    extension: str = ".jpg",
+    check_files: bool = True,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Read MIMIC-CXR(-JPG) with its CheXpert-labeller labels (the AFiRe paper pre-trains on its normal films).
+
+    Expects ``mimic-cxr-2.0.0-chexpert.csv``, ``-metadata.csv`` and ``-split.csv`` (plain or ``.gz``) and
+    images at ``files/p{first two digits}/p{subject_id}/s{study_id}/{dicom_id}{extension}``. Labels belong
+    to studies and are given to each of their images; studies without labels are left out.
+
+    Args:
+        root: dataset folder.
+        split: None for all, or ``"train"``, ``"validate"``, ``"test"`` (official split file).
+        uncertainty: ``"ones"``, ``"zeros"`` or ``"ignore"`` for -1 labels, as in :func:`load_chexpert`.
+        classes: label columns; default all 14 (:data:`CHEXPERT_ALL_CLASSES`).
+        views: keep images whose ``ViewPosition`` is in this list (None: all views).
+        normal_only: keep only studies labelled "No Finding" = 1.
+        extension: ``".jpg"`` (MIMIC-CXR-JPG) or ``".dcm"`` (MIMIC-CXR).
+        check_files: raise if an image is missing.
+    """
+    root = Path(root)
+    if split not in (None, "train", "validate", "test"):
+        raise ValueError(f"split must be None, 'train', 'validate' or 'test', got {split!r}.")
+    if uncertainty not in _CHEXPERT_POLICIES:
+        raise ValueError(f"uncertainty must be one of {_CHEXPERT_POLICIES}, got {uncertainty!r}.")
+    classes = list(CHEXPERT_ALL_CLASSES if classes is None else classes)
+    unknown = [c for c in classes if c not in CHEXPERT_ALL_CLASSES]
+    if unknown:
+        raise ValueError(f"Unknown MIMIC-CXR class(es) {unknown}; expected names from {list(CHEXPERT_ALL_CLASSES)}.")
+    label_table = _mimic_table(root, "mimic-cxr-2.0.0-chexpert")
+    _, label_rows = _read_csv(label_table, ["subject_id", "study_id", "No Finding", *classes])
+    studies: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}
+    for r, row in enumerate(label_rows, start=2):
+        label = np.zeros(len(classes), dtype=np.float32)
+        mask = np.ones(len(classes), dtype=np.float32)
+        for i, c in enumerate(classes):
+            value = 0.0 if row[c] == "" else _float(row[c], label_table, r, c)
+            if value not in (-1.0, 0.0, 1.0):
+                raise ValueError(f"{label_table}, row {r}, column {c!r}: expected 1, 0, -1 or blank, got {row[c]!r}.")
+            if value == -1.0:
+                value, mask[i] = {"ones": (1.0, 1.0), "zeros": (0.0, 1.0), "ignore": (float("nan"), 0.0)}[uncertainty]
+            label[i] = value
+        studies[row["study_id"]] = (label, mask, row["No Finding"] in ("1", "1.0"))
+    meta_table = _mimic_table(root, "mimic-cxr-2.0.0-metadata")
+    _, meta_rows = _read_csv(meta_table, ["dicom_id", "subject_id", "study_id", "ViewPosition"])
+    keep = None
+    if split is not None:
+        split_table = _mimic_table(root, "mimic-cxr-2.0.0-split")
+        _, split_rows = _read_csv(split_table, ["dicom_id", "split"])
+        keep = {row["dicom_id"] for row in split_rows if row["split"] == split}
+    records = []
+    for r, row in enumerate(meta_rows, start=2):
+        if keep is not None and row["dicom_id"] not in keep:
+            continue
+        if views is not None and row["ViewPosition"] not in views:
+            continue
+        study = studies.get(row["study_id"])
+        if study is None or (normal_only and not study[2]):
+            continue
+        sid = row["subject_id"]
+        path = str(root / "files" / f"p{sid[:2]}" / f"p{sid}" / f"s{row['study_id']}" / f"{row['dicom_id']}{extension}")
+        if check_files:
+            _check_exists(path, meta_table, r)
+        record = {"image": path, "label": study[0].copy(), "patient_id": sid, "study_id": row["study_id"]}
+        if uncertainty == "ignore":
+            record["label_mask"] = study[1].copy()
+        records.append(record)
+    return records, classes
+
+
 # --------------------------------------------------------------------------------------------- generic
 
 
@@ -522,13 +611,14 @@ _READERS: dict[str, Callable[..., tuple[list[dict[str, Any]], list[str]]]] = {
     "chexpert": load_chexpert,
     "rsna": load_rsna_pneumonia,
     "vindr": load_vindr_cxr,
+    "mimic": load_mimic_cxr,
     "folder": load_image_folder,
 }
 
 
 def load_dataset(name: str, root: str | os.PathLike, **kwargs: Any) -> tuple[list[dict[str, Any]], list[str]]:
     """Dispatch to a reader by name: ``simcxr``, ``chestxray14`` (alias ``nih``), ``chexpert``, ``rsna``,
-    ``vindr``, ``folder`` or ``csv`` (for ``csv``, ``root`` is the CSV file and ``image_column`` /
+    ``vindr``, ``mimic``, ``folder`` or ``csv`` (for ``csv``, ``root`` is the CSV file and ``image_column`` /
     ``label_columns`` are required keyword arguments)."""
     key = name.lower()
     if key == "csv":

@@ -14,6 +14,7 @@ from monai_afire.data.datasets import (
     load_csv_dataset,
     load_dataset,
     load_image_folder,
+    load_mimic_cxr,
     load_rsna_pneumonia,
     load_vindr_cxr,
 )
@@ -220,5 +221,44 @@ def test_image_folder(tmp_path: Path) -> None:
 def test_load_dataset_dispatch(nih_root: Path, tmp_path: Path) -> None:
     assert len(load_dataset("chestxray14", nih_root)[0]) == 3
     assert len(load_dataset("simcxr", nih_root, split="test")[0]) == 1
-    with pytest.raises(ValueError, match="Unknown dataset 'mimic'"):
-        load_dataset("mimic", nih_root)
+    with pytest.raises(ValueError, match="Unknown dataset 'padchest'"):
+        load_dataset("padchest", nih_root)
+
+
+def test_mimic_cxr(tmp_path: Path) -> None:
+    import gzip
+
+    labels = ",".join(CHEXPERT_HEADER.strip().split(",")[5:])
+    blank = "," * 13
+    (tmp_path / "mimic-cxr-2.0.0-chexpert.csv").write_text(
+        f"subject_id,study_id,{labels}\n10000032,50414267,1.0{blank}\n10000032,53189527,,,1.0,,,,,,-1.0,,,,,\n"
+    )
+    with gzip.open(tmp_path / "mimic-cxr-2.0.0-metadata.csv.gz", "wt") as f:
+        f.write(
+            "dicom_id,subject_id,study_id,PerformedProcedureStepDescription,ViewPosition\n"
+            "d1,10000032,50414267,CHEST (PA AND LAT),PA\n"
+            "d2,10000032,50414267,CHEST (PA AND LAT),LATERAL\n"
+            "d3,10000032,53189527,CHEST (PA AND LAT),AP\n"
+            "d4,10000032,99999999,CHEST (PA AND LAT),PA\n"
+        )
+    (tmp_path / "mimic-cxr-2.0.0-split.csv").write_text(
+        "dicom_id,study_id,subject_id,split\nd1,50414267,10000032,train\nd3,53189527,10000032,test\n"
+    )
+    for d, study in (("d1", "50414267"), ("d3", "53189527")):
+        _touch(tmp_path / "files" / "p10" / "p10000032" / f"s{study}" / f"{d}.jpg")
+    records, classes = load_mimic_cxr(tmp_path)
+    assert len(classes) == 14 and [Path(r["image"]).stem for r in records] == ["d1", "d3"]
+    assert records[0]["label"][classes.index("No Finding")] == 1 and records[0]["patient_id"] == "10000032"
+    assert records[1]["label"][classes.index("Cardiomegaly")] == 1
+    assert records[1]["label"][classes.index("Atelectasis")] == 1  # uncertain -> 1 with "ones"
+    assert [Path(r["image"]).stem for r in load_mimic_cxr(tmp_path, normal_only=True)[0]] == ["d1"]
+    assert [Path(r["image"]).stem for r in load_mimic_cxr(tmp_path, split="test")[0]] == ["d3"]
+    ignored, _ = load_mimic_cxr(tmp_path, uncertainty="ignore")
+    assert np.isnan(ignored[1]["label"][classes.index("Atelectasis")])
+    assert ignored[1]["label_mask"][classes.index("Atelectasis")] == 0
+    assert len(load_dataset("mimic", tmp_path, views=None, check_files=False)[0]) == 3
+    with pytest.raises(FileNotFoundError, match=r"row 3: the image .*d2\.jpg"):
+        load_mimic_cxr(tmp_path, views=None)
+    (tmp_path / "mimic-cxr-2.0.0-split.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="mimic-cxr-2.0.0-split.csv"):
+        load_mimic_cxr(tmp_path, split="train")
