@@ -1,0 +1,237 @@
+"""The afire_pretrain bundle through MONAI's ConfigWorkflow with tiny overrides (CPU, 32x32 films)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata
+
+from monai_afire.engines import latest_checkpoint, read_loss_history
+from tests.engines.test_checkpoint import write_films
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "afire_pretrain"
+CONFIGS = BUNDLE / "configs"
+TINY = {
+    "image_size": 32,
+    "patch_size": 8,
+    "hidden_size": 32,
+    "num_layers": 1,
+    "num_heads": 2,
+    "mlp_dim": 64,
+    "num_prototypes": 8,
+    "head_hidden_dim": 32,
+    "head_bottleneck_dim": 16,
+    "decoder_dim": 32,
+    "decoder_depth": 1,
+    "decoder_heads": 2,
+    "num_workers": 0,
+}
+
+# the keys the MONAI Bundle Specification requires in configs/metadata.json, with their types
+METADATA_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "type": "object",
+    "required": [
+        "schema",
+        "version",
+        "changelog",
+        "monai_version",
+        "pytorch_version",
+        "numpy_version",
+        "required_packages_version",
+        "task",
+        "description",
+        "authors",
+        "copyright",
+        "network_data_format",
+    ],
+    "properties": {
+        "schema": {"type": "string"},
+        "version": {"type": "string", "pattern": r"^\d+\.\d+\.\d+$"},
+        "changelog": {"type": "object", "minProperties": 1},
+        "monai_version": {"type": "string"},
+        "pytorch_version": {"type": "string"},
+        "numpy_version": {"type": "string"},
+        "required_packages_version": {"type": "object"},
+        "task": {"type": "string"},
+        "description": {"type": "string"},
+        "authors": {"type": "string"},
+        "copyright": {"type": "string"},
+        "references": {"type": "array", "items": {"type": "string"}},
+        "network_data_format": {
+            "type": "object",
+            "required": ["inputs", "outputs"],
+            "properties": {
+                "inputs": {"type": "object", "minProperties": 1},
+                "outputs": {"type": "object", "minProperties": 1},
+            },
+        },
+    },
+}
+
+
+def _train_workflow(tmp: Path, data: Path | str, **overrides) -> ConfigWorkflow:
+    settings = dict(
+        TINY,
+        dataset_dir=str(data),
+        dataset_reader="folder",
+        dataset_reader_kwargs={},
+        batch_size=4,
+        max_epochs=2,
+        warmup_epochs=1,
+        ckpt_dir=str(tmp / "models"),
+        output_dir=str(tmp / "eval"),
+    )
+    settings.update(overrides)
+    return ConfigWorkflow(
+        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "demo.json")],
+        meta_file=str(CONFIGS / "metadata.json"),
+        logging_file=str(CONFIGS / "logging.conf"),
+        workflow_type="train",
+        **settings,
+    )
+
+
+def _raises(test: unittest.TestCase, pattern: str, fn) -> None:
+    """``fn()`` raises, and ``pattern`` is in its message or in one of the chained causes (MONAI wraps errors)."""
+    with test.assertRaises(Exception) as ctx:
+        fn()
+    messages, exc = [], ctx.exception
+    while exc is not None:
+        messages.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    test.assertRegex("\n".join(messages), pattern)
+
+
+@pytest.mark.slow
+class TestAFiRePretrainBundle(unittest.TestCase):
+    def test_train_infer_export(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            write_films(tmp / "films", n=8)
+            train = _train_workflow(tmp, tmp / "films")
+            train.initialize()
+            self.assertIsNone(train.check_properties())
+            train.run()
+            train.finalize()
+            history = read_loss_history(tmp / "eval" / "loss_history.csv")
+            self.assertEqual([r["epoch"] for r in history], [1.0, 2.0])
+            self.assertTrue(all(np.isfinite(r["loss"]) for r in history))
+            checkpoint = latest_checkpoint(tmp / "models")
+            self.assertEqual(checkpoint.name, "afire_checkpoint_4.pt")
+            self.assertTrue((tmp / "models" / "teacher_encoder.pt").is_file())
+            self.assertTrue(list((tmp / "eval").glob("events.out.tfevents*")))
+
+            infer = ConfigWorkflow(
+                config_file=str(CONFIGS / "inference.json"),
+                meta_file=str(CONFIGS / "metadata.json"),
+                workflow_type="infer",
+                **dict(
+                    TINY,
+                    arch="vit_tiny",
+                    dataset_dir=str(tmp / "films"),
+                    ckpt_dir=str(tmp / "models"),
+                    output_dir=str(tmp / "tokens"),
+                    batch_size=3,
+                ),
+            )
+            infer.initialize()
+            self.assertIsNone(infer.check_properties())
+            infer.run()
+            infer.finalize()
+            outputs = sorted((tmp / "tokens").glob("*_tokens.npz"))
+            self.assertEqual([p.name for p in outputs], [f"film_{i}_tokens.npz" for i in range(8)])
+            with np.load(outputs[0]) as z:
+                self.assertEqual(z["features"].shape, (16, 32))
+                self.assertEqual(z["anomaly"].shape, (4, 4))
+                self.assertTrue(((z["anomaly"] >= 0) & (z["anomaly"] <= 1)).all())
+
+            ts = tmp / "encoder.ts"
+            ckpt_export(
+                net_id="encoder",
+                filepath=str(ts),
+                ckpt_file=str(tmp / "models" / "teacher_encoder.pt"),
+                meta_file=str(CONFIGS / "metadata.json"),
+                config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "demo.json")],
+                key_in_ckpt="",
+                use_trace=True,
+                input_shape=[1, 1, 32, 32],
+                **{k: v for k, v in TINY.items() if k != "num_workers"},
+            )
+            exported = torch.jit.load(str(ts))
+            state = torch.load(checkpoint, weights_only=True)["model"]
+            from monai_afire.networks import AFiReEncoder
+
+            encoder = AFiReEncoder(
+                **torch.load(tmp / "models" / "teacher_encoder.pt", weights_only=True)
+                and dict(
+                    arch="vit_tiny", img_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=2, mlp_dim=64
+                )
+            )
+            encoder.load_state_dict(
+                {k[len("teacher.encoder.") :]: v for k, v in state.items() if k.startswith("teacher.encoder.")}
+            )
+            x = torch.rand(2, 1, 32, 32)
+            torch.testing.assert_close(exported(x), encoder.eval()(x), rtol=1e-4, atol=1e-5)
+
+    def test_bad_inputs(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            _raises(self, "missing does not exist", _train_workflow(tmp, tmp / "missing").initialize)
+            (tmp / "empty").mkdir()
+            _raises(self, "empty is empty", _train_workflow(tmp, tmp / "empty").initialize)
+            write_films(tmp / "films", n=3)
+            _raises(self, "multiple of patch_size", _train_workflow(tmp, tmp / "films", image_size=36).initialize)
+            _raises(self, "larger than the data set", _train_workflow(tmp, tmp / "films", batch_size=4).initialize)
+            (tmp / "films" / "broken.png").write_bytes(b"not an image")
+            workflow = _train_workflow(
+                tmp,
+                tmp / "films",
+                batch_size=2,
+                max_epochs=1,
+                **{
+                    "train#dataset": {
+                        "_target_": "Dataset",
+                        "data": "@train#records",
+                        "transform": "@train#preprocessing",
+                    }
+                },
+            )
+            workflow.initialize()
+            _raises(self, "broken.png", workflow.run)
+
+
+class TestMetadata(unittest.TestCase):
+    def test_verify_metadata_offline(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            schema = Path(tmp) / "schema.json"
+            schema.write_text(json.dumps(METADATA_SCHEMA))
+            verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(schema))
+            broken = json.loads((CONFIGS / "metadata.json").read_text())
+            del broken["network_data_format"]
+            (Path(tmp) / "broken.json").write_text(json.dumps(broken))
+            with self.assertRaisesRegex(ValueError, "network_data_format"):
+                verify_metadata(meta_file=str(Path(tmp) / "broken.json"), filepath=str(schema))
+
+    def test_bundle_layout(self):
+        for name in (
+            "metadata.json",
+            "train.json",
+            "demo.json",
+            "multi_gpu_train.json",
+            "inference.json",
+            "logging.conf",
+        ):
+            self.assertTrue((CONFIGS / name).is_file(), name)
+        self.assertTrue((BUNDLE / "docs" / "README.md").is_file())
+        self.assertTrue((BUNDLE / "models" / ".gitkeep").is_file())
+
+
+if __name__ == "__main__":
+    unittest.main()
