@@ -169,10 +169,7 @@ class TestAFiRePretrainBundle(unittest.TestCase):
             from monai_afire.networks import AFiReEncoder
 
             encoder = AFiReEncoder(
-                **torch.load(tmp / "models" / "teacher_encoder.pt", weights_only=True)
-                and dict(
-                    arch="vit_tiny", img_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=2, mlp_dim=64
-                )
+                "vit_tiny", img_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=2, mlp_dim=64
             )
             encoder.load_state_dict(
                 {k[len("teacher.encoder.") :]: v for k, v in state.items() if k.startswith("teacher.encoder.")}
