@@ -202,6 +202,9 @@ class FindingSampler:
     def _lobe_region(self, rng: np.random.Generator, lobes: list[int], radius_mm: tuple[float, float]):
         lobe = lobes[rng.integers(len(lobes))]
         vox = self.lobe_voxels[lobe]
+        # centre where the film shows the lung (not behind the liver and diaphragm)
+        seen = vox[~self.below[vox[:, 0], vox[:, 2]]]
+        vox = seen if len(seen) else vox
         centre = vox[rng.integers(len(vox))].astype(float)
         radius = rng.uniform(*radius_mm) / self.mm
         box = self._clip_box(centre, np.full(3, radius + 1))
