@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 from monai.transforms import Compose, EnsureTyped, LoadImaged, Resized, SelectItemsd, SpatialPadd
+from threadpoolctl import threadpool_limits
 
 from monai_afire.data import load_chestxray14
 from monai_afire.metrics import cohesion_metrics, evaluate_cohesion, token_anatomy_labels
@@ -104,17 +105,20 @@ def run_cohesion(
     seed: int = 0,
     title: str = "Anatomy cohesion of patch tokens",
     device: Any = "cpu",
+    num_threads: int | None = None,
 ) -> dict[str, Any]:
     """Token embeddings of ``encoder`` over ``loader`` (``image``/``anatomy`` batches), their cohesion by anatomy
     (:func:`~monai_afire.metrics.evaluate_cohesion`: silhouette, k-means NMI/ARI, k-NN accuracy), written to
-    ``cohesion.md`` with a t-SNE plot ``cohesion_tsne.png`` in ``output_dir``.
+    ``cohesion.md`` with a t-SNE plot ``cohesion_tsne.png`` in ``output_dir``. ``num_threads`` limits scikit-learn's
+    native thread pools while scoring (see :class:`CohesionReport`).
 
     Returns:
         the metrics (without the embedding arrays).
     """
-    result = evaluate_cohesion(
-        encoder.to(device), loader, ignore_labels=ignore_labels, max_samples=max_samples, tsne=True, seed=seed
-    )
+    with threadpool_limits(limits=num_threads):
+        result = evaluate_cohesion(
+            encoder.to(device), loader, ignore_labels=ignore_labels, max_samples=max_samples, tsne=True, seed=seed
+        )
     return write_cohesion_report(result, output_dir, label_names, title)
 
 
@@ -158,6 +162,8 @@ class CohesionReport:
         seed: seed of the subset, k-means, folds and t-SNE.
         title: heading of the table and the plot.
         anatomy_key: batch key of the anatomy label maps.
+        num_threads: threads of scikit-learn's native thread pools while scoring (None: their default). t-SNE's
+            OpenMP threads slow down badly on a busy machine; 1 is a safe choice there.
     """
 
     def __init__(
@@ -170,8 +176,10 @@ class CohesionReport:
         seed: int = 0,
         title: str = "Anatomy cohesion of patch tokens",
         anatomy_key: str = "anatomy",
+        num_threads: int | None = None,
     ) -> None:
         self.output_dir, self.patch_size, self.label_names = output_dir, patch_size, label_names
+        self.num_threads = num_threads
         self.ignore_labels, self.max_samples, self.seed, self.title = ignore_labels, max_samples, seed, title
         self.anatomy_key = anatomy_key
         self.result: dict[str, Any] | None = None
@@ -210,14 +218,15 @@ class CohesionReport:
         """Score the collected tokens and write the table and the plot."""
         if not self.tokens:
             raise RuntimeError("CohesionReport: no token was collected; is the data set empty?")
-        result = cohesion_metrics(
-            np.concatenate(self.tokens),
-            np.concatenate(self.labels),
-            groups=np.concatenate(self.groups),
-            ignore_labels=self.ignore_labels,
-            max_samples=self.max_samples,
-            tsne=True,
-            seed=self.seed,
-        )
+        with threadpool_limits(limits=self.num_threads):
+            result = cohesion_metrics(
+                np.concatenate(self.tokens),
+                np.concatenate(self.labels),
+                groups=np.concatenate(self.groups),
+                ignore_labels=self.ignore_labels,
+                max_samples=self.max_samples,
+                tsne=True,
+                seed=self.seed,
+            )
         self.result = write_cohesion_report(result, self.output_dir, self.label_names, self.title)
         return self.result

@@ -46,6 +46,7 @@ def _run(root: Path, sim_dir: Path, **extra) -> ConfigWorkflow:
         "mlp_dim": 64,
         "batch_size": 4,
         "num_workers": 0,
+        "num_threads": 1,
         **extra,
     }
     workflow = ConfigWorkflow(
