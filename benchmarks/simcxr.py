@@ -65,29 +65,40 @@ def main() -> None:
 
     gen = SimCXRGenerator(SimCXRSettings(image_size=args.image_size), seed=args.seed, phantom=phantom)
     plan = gen.plan(args.num_images)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for pid, fu in plan:
         gen.sample(pid, fu)
     sample_rate = len(plan) / (time.perf_counter() - t0)
+    sample_cpu = len(plan) / (time.process_time() - c0)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     generate_simcxr(out / "set", args.num_images, seed=args.seed, image_size=args.image_size)
     write_rate = args.num_images / (time.perf_counter() - t0)
+    write_cpu = args.num_images / (time.process_time() - c0)
 
-    base_s = _baseline_3d_warp(phantom.mu, repeats=5)
-    base_rate = 1.0 / base_s
+    repeats = 5
+    t0, c0 = time.perf_counter(), time.process_time()
+    _baseline_3d_warp(phantom.mu, repeats=repeats)
+    base_rate = repeats / (time.perf_counter() - t0)
+    base_cpu = repeats / (time.process_time() - c0)
     gallery = simcxr_gallery(out / "set", out / "simcxr_gallery.png", num_images=12, columns=4)
 
     lines = [
         f"CT preparation (cold cache): {prep:.1f} s; cached load: {load:.2f} s; phantom {phantom.mu.shape}",
         "",
-        f"| step ({args.image_size} x {args.image_size}, 1 thread) | images/s | vs 3-D warp baseline |",
-        "|---|---:|---:|",
-        f"| baseline: 3-D warp + projection per image | {base_rate:.1f} | 1.00x |",
-        f"| SimCXRGenerator.sample (in memory) | {sample_rate:.1f} | {sample_rate / base_rate:.2f}x |",
-        f"| generate_simcxr (PNG + masks + anatomy + CSV) | {write_rate:.1f} | {write_rate / base_rate:.2f}x |",
+        f"| step ({args.image_size} x {args.image_size}, 1 thread) | images/s (wall) | images per CPU-s "
+        "| vs 3-D warp baseline (wall) |",
+        "|---|---:|---:|---:|",
+        f"| baseline: 3-D warp + projection per image | {base_rate:.1f} | {base_cpu:.1f} | 1.00x |",
+        f"| SimCXRGenerator.sample (in memory) | {sample_rate:.1f} | {sample_cpu:.1f} "
+        f"| {sample_rate / base_rate:.2f}x |",
+        f"| generate_simcxr (PNG + masks + anatomy + CSV) | {write_rate:.1f} | {write_cpu:.1f} "
+        f"| {write_rate / base_rate:.2f}x |",
         "",
-        f"target >= 20 images/s written: {'met' if write_rate >= 20 else 'NOT met'}; "
+        f"(load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; wall-clock rates drop on a "
+        "busy machine, per-CPU-second rates much less)",
+        "",
+        f"target >= 20 images/s written (wall clock): {'met' if write_rate >= 20 else 'NOT met'}; "
         f"preparation <= 60 s: {'met' if prep <= 60 else 'NOT met'}",
     ]
     print("\n".join(lines))

@@ -162,6 +162,7 @@ class SimCXRGenerator:
         self.seed = int(seed)
         self.phantom = phantom if phantom is not None else load_phantom(self.settings.spacing_mm)
         self.findings = FindingSampler(self.phantom)
+        self._last_patient: _Patient | None = None
         ph = self.phantom
         mm = ph.spacing
         bone_mask = np.isin(ph.anatomy, [ANATOMY_LABELS.index(n) for n in ("spine", "ribs", "clavicles", "shoulders")])
@@ -204,6 +205,12 @@ class SimCXRGenerator:
 
     def patient(self, patient_id: int) -> _Patient:
         """Patient-level parameters (habitus, pose, deformation), from the seed and ``patient_id``."""
+        if self._last_patient is not None and self._last_patient.patient_id == patient_id:
+            return self._last_patient
+        self._last_patient = self._draw_patient(patient_id)
+        return self._last_patient
+
+    def _draw_patient(self, patient_id: int) -> _Patient:
         rng = np.random.default_rng([self.seed, patient_id])
         return _Patient(
             patient_id=patient_id,
@@ -435,9 +442,10 @@ def generate_simcxr(
         pat = gen.patient(pid)
         name = f"{pid:08d}_{fu:03d}.png"
         _to_png(sample.image, out / "images" / name, settings.bit_depth)
-        Image.fromarray(sample.anatomy).save(out / "anatomy" / name)
+        Image.fromarray(sample.anatomy).save(out / "anatomy" / name, compress_level=1)
         for finding, mask in sample.masks.items():
-            Image.fromarray(mask.astype(np.uint8) * 255).save(out / "masks" / f"{name[:-4]}_{finding}.png")
+            mask_png = Image.fromarray(mask.astype(np.uint8) * 255)
+            mask_png.save(out / "masks" / f"{name[:-4]}_{finding}.png", compress_level=1)
         labels = "|".join(sample.findings) or "No Finding"
         entries.append(f"{name},{labels},{fu},{pid},{pat.age},{pat.sex},PA,{image_size},{image_size},"
                        f"{spacing:.3f},{spacing:.3f},")  # fmt: skip

@@ -68,7 +68,7 @@ class FindingSampler:
         self.sides = {"right": right, "left": left}
         self.side_boxes = {k: self._bbox(v) for k, v in self.sides.items()}
         self.heart = phantom.anatomy == _HEART
-        self.heart_box = self._bbox(self.heart)
+        self.heart_voxels = np.argwhere(self.heart)
         # lesion centres: lung voxels whose ray stays clear of liver, heart, mediastinum and spine, so the
         # lesion is seen against the lung fields
         self.below = (phantom.anatomy == ANATOMY_LABELS.index("diaphragm_liver")).any(axis=1)
@@ -76,6 +76,7 @@ class FindingSampler:
         blocked = self.below | hidden.any(axis=1)
         lung_voxels = np.argwhere(phantom.lung_depth >= 2)
         self.lung_voxels = lung_voxels[~blocked[lung_voxels[:, 0], lung_voxels[:, 2]]]
+        self.lung_voxel_depth = phantom.lung_depth[tuple(self.lung_voxels.T)]
         self.midline = mid
         self.draw: dict[str, Callable[[np.random.Generator], list[FindingInstance]]] = {
             "Atelectasis": self.atelectasis,
@@ -112,8 +113,8 @@ class FindingSampler:
 
     def _lesion(self, name: str, rng: np.random.Generator, radius_mm: tuple[float, float]) -> FindingInstance:
         radius = rng.uniform(*radius_mm) / self.mm
-        depth = self.phantom.lung_depth
-        candidates = self.lung_voxels[depth[tuple(self.lung_voxels.T)] >= min(radius * 0.8, depth.max() - 1)]
+        need = min(radius * 0.8, float(self.lung_voxel_depth.max()) - 1)
+        candidates = self.lung_voxels[self.lung_voxel_depth >= need]
         centre = candidates[rng.integers(len(candidates))].astype(float)
         axes = radius * rng.uniform(0.8, 1.2, size=3)
         box = self._clip_box(centre, axes * 1.4 + 1)
@@ -261,7 +262,7 @@ class FindingSampler:
 
     def cardiomegaly(self, rng: np.random.Generator) -> list[FindingInstance]:
         """Enlarged heart: the heart scaled about its centre (more to the left and down), displacing lung."""
-        heart_vox = np.argwhere(self.heart)
+        heart_vox = self.heart_voxels
         centre = heart_vox.mean(0)
         scale = np.array([rng.uniform(1.25, 1.45), rng.uniform(1.05, 1.15), rng.uniform(1.1, 1.25)])
         shift = np.array([rng.uniform(1.0, 4.0), 0.0, -rng.uniform(0.0, 3.0)])
