@@ -396,6 +396,7 @@ def generate_simcxr(
     max_follow_ups: int = 4,
     test_fraction: float = 0.2,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Write a simulated chest radiograph data set in the ChestX-ray14 layout.
 
@@ -415,6 +416,8 @@ def generate_simcxr(
         max_follow_ups: at most this many images per patient.
         test_fraction: fraction of patients in the test list.
         progress: show a tqdm progress bar.
+        overwrite: replace a data set already in ``out_dir`` (its PNG files are removed first, so no
+            stale mask survives); without it an existing set is an error.
     """
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}.")
@@ -427,6 +430,12 @@ def generate_simcxr(
     )
     gen = SimCXRGenerator(settings, seed=seed)
     out = Path(out_dir)
+    if (out / "Data_Entry_2017.csv").exists():
+        if not overwrite:
+            raise FileExistsError(f"{out} already holds a data set (Data_Entry_2017.csv); pass overwrite=True.")
+        for sub in ("images", "masks", "anatomy"):
+            for old in (out / sub).glob("*.png"):
+                old.unlink()
     for sub in ("images", "masks", "anatomy"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     plan = gen.plan(num_images)
@@ -489,6 +498,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--bit-depth", type=int, default=8, choices=(8, 16))
     parser.add_argument("--max-follow-ups", type=int, default=4)
     parser.add_argument("--test-fraction", type=float, default=0.2)
+    parser.add_argument("--overwrite", action="store_true", help="replace a data set already in --out")
     parser.add_argument(
         "--prevalence", type=json.loads, default=None, help='JSON, e.g. \'{"Nodule": 0.2, "Effusion": 0.1}\''
     )
@@ -503,6 +513,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_follow_ups=args.max_follow_ups,
         test_fraction=args.test_fraction,
         progress=True,
+        overwrite=args.overwrite,
     )
     print(f"Wrote {args.num_images} images to {out}")
 

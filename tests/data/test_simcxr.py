@@ -137,6 +137,10 @@ def test_same_seed_same_bytes(cache: Path, tmp_path: Path) -> None:
     c = generate_simcxr(tmp_path / "c", 5, seed=12, image_size=32)
     assert _tree_bytes(a) == _tree_bytes(b)
     assert _tree_bytes(a)["images/00000001_000.png"] != _tree_bytes(c)["images/00000001_000.png"]
+    with pytest.raises(FileExistsError, match="overwrite"):
+        generate_simcxr(a, 5, seed=12, image_size=32)
+    generate_simcxr(a, 5, seed=12, image_size=32, overwrite=True)
+    assert _tree_bytes(a) == _tree_bytes(c)  # no stale file from the first run
 
 
 def test_forced_findings_and_follow_ups(phantom: ChestPhantom) -> None:
