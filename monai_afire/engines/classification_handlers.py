@@ -60,6 +60,8 @@ def image_names(batch: Any, key: str = "image") -> list[str]:
     ``filename_or_obj`` (empty strings where unknown)."""
     if isinstance(batch, (list, tuple)):
         return [name for item in batch for name in image_names(item, key)]
+    if key not in batch:
+        return []
     image = batch[key]
     names = getattr(image, "meta", {}).get("filename_or_obj", None)
     count = 1 if getattr(image, "ndim", 0) <= 3 else len(image)
@@ -87,7 +89,8 @@ class _Collector:
             self.preds.append(torch.as_tensor(item[self.pred_key]).detach().float().cpu().reshape(-1).numpy())
             if self.label_key in item and item[self.label_key] is not None:
                 self.labels.append(torch.as_tensor(item[self.label_key]).detach().float().cpu().reshape(-1).numpy())
-        self.names += image_names(engine.state.batch, self.image_key)
+        names = image_names(engine.state.batch, self.image_key)
+        self.names += names if len(names) == len(items) else [""] * len(items)
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.reset)
