@@ -71,18 +71,20 @@ class AnatomyConsistencyLoss(_Loss):
     def update_prototype_state(self, teacher_logits: torch.Tensor, replace: bool = False) -> torch.Tensor:
         """Update ``prototype_state`` from teacher logits (B, L, K) and return it."""
         batch_sum = teacher_logits.detach().float().sum(dim=0)
-        count = torch.tensor(float(teacher_logits.shape[0]), device=batch_sum.device)
+        count = torch.full((), float(teacher_logits.shape[0]), device=batch_sum.device)
         if distributed_ready():
             all_reduce_(batch_sum)
             all_reduce_(count)
-        if count.item() == 0:
-            return self.prototype_state
-        mean = batch_sum / count
-        if replace or int(self.num_updates) == 0:
-            self.prototype_state.copy_(mean)
-        else:
-            self.prototype_state.lerp_(mean, 1.0 - self.prototype_momentum)
-        self.num_updates += 1
+        # branch-free, so no host-device synchronisation: P <- T on the first update or when asked, else EMA;
+        # an empty (global) batch leaves P unchanged
+        mean = batch_sum / count.clamp_min(1)
+        weight = (
+            torch.full_like(count, 1.0)
+            if replace
+            else torch.where(self.num_updates == 0, 1.0, 1.0 - self.prototype_momentum)
+        )
+        self.prototype_state.lerp_(mean, torch.where(count > 0, weight, 0.0))
+        self.num_updates += (count > 0).long()
         return self.prototype_state
 
     def targets(self) -> torch.Tensor:

@@ -40,18 +40,18 @@ def sinkhorn_knopp(
         raise ValueError(f"sinkhorn_knopp: need epsilon > 0 and iterations >= 1, got {epsilon} and {iterations}.")
     out_dtype = scores.dtype if scores.is_floating_point() else torch.float32
     q = scores.detach().to(torch.float64)
-    if not torch.isfinite(q).all():
-        raise ValueError("sinkhorn_knopp: scores contain NaN or infinity.")
     peak, neg_low = q.max(), -q.min()
-    num_rows = torch.tensor(float(q.shape[0]), dtype=torch.float64, device=q.device)
+    num_rows = torch.full((), float(q.shape[0]), dtype=torch.float64, device=q.device)
     if rows_distributed:
         all_reduce_(peak, "max")
         all_reduce_(neg_low, "max")
         all_reduce_(num_rows)
-    if (peak + neg_low) / epsilon > _MAX_EXPONENT:
+    spread = float((peak + neg_low) / epsilon)  # the only host-device sync; NaN or inf for non-finite scores
+    if not spread <= _MAX_EXPONENT:
         raise ValueError(
-            f"sinkhorn_knopp: the score range {float(peak + neg_low):.4g} over epsilon {epsilon} exceeds "
-            f"{_MAX_EXPONENT}, so exp() would underflow float64; rescale the scores or raise epsilon."
+            f"sinkhorn_knopp: the score range over epsilon is {spread:.4g} (NaN or infinite scores give nan/inf); it "
+            f"must be finite and at most {_MAX_EXPONENT}, else exp() underflows float64: rescale the scores or raise "
+            "epsilon."
         )
     q = torch.exp((q - peak) / epsilon)
     num_cols = q.shape[1]

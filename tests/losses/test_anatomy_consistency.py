@@ -119,6 +119,16 @@ class TestAnatomyConsistencyLoss(unittest.TestCase):
         torch.testing.assert_close(loss.prototype_state, teacher.mean(0) - 1.0)
         torch.testing.assert_close(loss.targets(), sinkhorn_knopp(teacher.mean(0) - 1.0))
 
+    def test_empty_batch_keeps_state(self):
+        student, teacher, labels = make_batch()
+        loss = AnatomyConsistencyLoss(L, K)
+        loss(student, teacher, labels)
+        state = loss.prototype_state.clone()
+        value = loss(student[:0], teacher[:0], labels[:0])
+        self.assertEqual(value.item(), 0.0)
+        torch.testing.assert_close(loss.prototype_state, state)
+        self.assertEqual(int(loss.num_updates), 1)
+
     def test_vectorised_is_batch_order_invariant(self):
         student, teacher, labels = make_batch()
         perm = torch.tensor([2, 0, 1])
