@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
+from monai.data import decollate_batch
 from monai.transforms import Compose, EnsureTyped, LoadImaged, Resized, SelectItemsd, SpatialPadd
 from threadpoolctl import threadpool_limits
 
@@ -201,7 +202,7 @@ class CohesionReport:
         """Store the tokens and token anatomy labels of the iteration."""
         outputs, batch = engine.state.output, engine.state.batch
         outputs = outputs if isinstance(outputs, list) else [outputs]
-        batch = batch if isinstance(batch, list) else [batch]
+        batch = batch if isinstance(batch, list) else decollate_batch(batch)
         for out, item in zip(outputs, batch):
             pred = out["pred"][0] if isinstance(out["pred"], (tuple, list)) else out["pred"]
             tokens = torch.as_tensor(pred).detach().float().cpu()
