@@ -10,7 +10,7 @@ from parameterized import parameterized
 from monai_afire.metrics import pointing_game
 from monai_afire.networks import AFiReClassifier, AFiReEncoder
 from monai_afire.transforms import patch_labels
-from monai_afire.visualize import TokenGradCAM, tokens_to_grid, unit_normalizer
+from monai_afire.visualize import TokenGradCAM, default_target_layer, tokens_to_grid, unit_normalizer
 
 ENCODER = {"arch": "vit_tiny", "img_size": 16, "patch_size": 4, "hidden_size": 16, "num_layers": 2, "num_heads": 2}
 
@@ -65,21 +65,56 @@ class TestTokenGradCAM(unittest.TestCase):
         self.assertAlmostEqual(float(maps.max()), 1.0)
         self.assertFalse(maps.requires_grad)
 
-    @parameterized.expand([(p, m) for p in ("mean", "cls") for m in ("finetune", "linear_probe")])
-    def test_afire_classifier(self, pooling, mode):
+    @parameterized.expand(
+        [(p, m, w) for p in ("mean", "cls") for m in ("finetune", "linear_probe") for w in ("gradcam", "layercam")]
+    )
+    def test_afire_classifier(self, pooling, mode, weighting):
         torch.manual_seed(0)
         model = AFiReClassifier(AFiReEncoder(**ENCODER, class_token=pooling == "cls"), 3, pooling=pooling, mode=mode)
         model.train()
-        cam = TokenGradCAM(model)
-        self.assertEqual(cam.nn_module.target_layers, ("encoder.blocks.1.norm1",))
+        cam = TokenGradCAM(model, weighting=weighting)
+        target = "encoder.blocks.0" if pooling == "cls" else "encoder.blocks.1"
+        self.assertEqual(cam.nn_module.target_layers, (target,))
+        self.assertEqual(default_target_layer(model), target)
         maps = cam(torch.rand(2, 1, 16, 16), class_idx=2)
         self.assertEqual(maps.shape, (2, 1, 16, 16))
         self.assertTrue(bool(((maps >= 0) & (maps <= 1)).all()))
-        self.assertGreater(float(cam.nn_module.gradients["encoder.blocks.1.norm1"].abs().sum()), 0.0)
+        self.assertGreater(float(cam.nn_module.gradients[target].abs().sum()), 0.0)
         self.assertTrue(model.training)
         if mode == "linear_probe":
             self.assertFalse(model.encoder.training)
             self.assertFalse(any(p.requires_grad for p in model.encoder.parameters()))
+
+    def test_trained_classifier_points_at_the_finding(self):
+        """A tiny ViT trained to detect one bright patch: the map's top token is that patch far above chance."""
+        torch.manual_seed(0)
+        gen = torch.Generator().manual_seed(0)
+
+        def batch(n):
+            x = 0.1 * torch.rand(n, 1, 16, 16, generator=gen)
+            y = (torch.rand(n, 1, generator=gen) < 0.5).float()
+            token = torch.randint(0, 16, (n,), generator=gen)
+            for i in torch.nonzero(y[:, 0]).flatten().tolist():
+                r, c = divmod(int(token[i]), 4)
+                x[i, 0, 4 * r : 4 * r + 4, 4 * c : 4 * c + 4] += 1.0
+            return x, y, token
+
+        model = AFiReClassifier(AFiReEncoder(**ENCODER), 1)
+        optimizer = torch.optim.AdamW(model.parameters(), 3e-3)
+        for _ in range(60):
+            x, y, _ = batch(32)
+            loss = F.binary_cross_entropy_with_logits(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        x, y, token = batch(32)
+        positives = torch.nonzero(y[:, 0]).flatten()
+        with torch.no_grad():
+            self.assertGreaterEqual(float(((model(x) > 0).float() == y).float().mean()), 0.9)
+        for weighting in ("gradcam", "layercam"):
+            raw = TokenGradCAM(model, weighting=weighting).compute_map(x, class_idx=0).flatten(1)
+            hit_rate = float((raw[positives].argmax(1) == token[positives]).float().mean())
+            self.assertGreaterEqual(hit_rate, 0.5, weighting)  # chance is 1 / 16
 
     def test_bad_target(self):
         model = AFiReClassifier(AFiReEncoder(**ENCODER), 2)
@@ -87,6 +122,8 @@ class TestTokenGradCAM(unittest.TestCase):
             TokenGradCAM(model, target_layers="encoder.blocks.9.norm1")
         with self.assertRaisesRegex(ValueError, "grid_size"):
             TokenGradCAM(PatchMeanClassifier(), target_layers="tokens")
+        with self.assertRaisesRegex(ValueError, "weighting"):
+            TokenGradCAM(model, weighting="scorecam")
 
 
 if __name__ == "__main__":
