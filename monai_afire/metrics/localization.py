@@ -53,7 +53,8 @@ def resized_boxes(
 
     Args:
         boxes: (N, 4) ``[x0, y0, x1, y1]`` in pixels of the original image.
-        original_size: (width, height) of the original image.
+        original_size: (width, height) of the original image; for an image prepared by ``radiograph_transforms``
+            this is ``image.meta["spatial_shape"]`` (MONAI's first spatial axis runs along the width).
         image_size: S.
         name: how the boxes are named in error messages.
 

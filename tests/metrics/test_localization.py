@@ -142,8 +142,9 @@ class TestLayoutAndResizing(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "film.png")
             Image.fromarray(film).save(path)
-            image = radiograph_transforms(image_size=20)({"image": path})["image"][0]
-        box = resized_boxes([[8, 4, 16, 12]], (40, 20), 20)[0]
+            image = radiograph_transforms(image_size=20)({"image": path})["image"]
+        box = resized_boxes([[8, 4, 16, 12]], image.meta["spatial_shape"], 20)[0]
+        image = image[0]
         np.testing.assert_allclose(box, [4, 7, 8, 11])
         np.testing.assert_array_equal(box_from_map(image, layout="xy"), box)
 
