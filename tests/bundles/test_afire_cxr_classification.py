@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -177,16 +179,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_multi_gpu_config_runs_as_one_process_group(sim_dir, tmp_path, monkeypatch):
-    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                       "MASTER_PORT": str(_free_port())}.items():  # fmt: skip
-        monkeypatch.setenv(key, value)
+def test_multi_gpu_config_runs_as_one_process_group(sim_dir, tmp_path):
+    """torchrun's environment for one process: DDP over gloo on the CPU, in a child process (the process group
+    and Ignite's distributed state must not leak into the other tests)."""
     root = tmp_path / "bundle"
     over = _overrides(root, sim_dir, max_epochs=1, warmup_epochs=0)
     over.pop("device")
-    workflow = _run(["train.json", "multi_gpu_train.json"], "train", **over)
-    assert not torch.distributed.is_initialized()
-    assert type(workflow.parser.get_parsed_content("train#sampler")).__name__ == "DistributedSampler"
+    script = f"""
+import json, sys, torch
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_afire_cxr_classification import _run
+workflow = _run(["train.json", "multi_gpu_train.json"], "train", **json.loads({json.dumps(json.dumps(over))}))
+assert not torch.distributed.is_initialized()
+print(type(workflow.parser.get_parsed_content("train#sampler")).__name__)
+"""
+    env = dict(os.environ, RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+               MASTER_PORT=str(_free_port()), CUDA_VISIBLE_DEVICES="")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "DistributedSampler"
     assert (root / "models" / "model.pt").is_file()
 
 
