@@ -25,9 +25,7 @@ def main(data_dir: str, ckpt_dir: str, epochs: int) -> None:
     model = tiny_model(seed=0)
     dataset = Dataset(pretraining_records(data_dir), pretraining_transforms(image_size=32))
     loader = DataLoader(dataset, batch_size=2, shuffle=True, num_workers=0)
-    trainer = tiny_trainer(model, max_epochs=epochs)
-    trainer.data_loader = loader
-    trainer.state.epoch_length = len(loader)
+    trainer = tiny_trainer(model, max_epochs=epochs, loader=loader)
     EpochSeed(seed=7, dataset=dataset).attach(trainer)
     checkpoint = PretrainCheckpoint(ckpt_dir, model, trainer.optimizer, trainer.loss_function, n_saved=None)
     checkpoint.attach(trainer)

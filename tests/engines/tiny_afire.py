@@ -57,17 +57,25 @@ def tiny_loss(model: AFiRe) -> AFiReLoss:
 
 
 def tiny_trainer(
-    model: AFiRe, max_epochs: int = 2, batch_size: int = 4, handlers: list | None = None, n: int = 8, **kwargs
+    model: AFiRe,
+    max_epochs: int = 2,
+    batch_size: int = 4,
+    handlers: list | None = None,
+    n: int = 8,
+    loader: DataLoader | None = None,
+    **kwargs,
 ) -> AFiRePretrainer:
     """A trainer with the paper's handlers (schedules, EMA, frozen prototypes) plus ``handlers``."""
     optimizer = torch.optim.AdamW(weight_decay_param_groups(model), lr=1e-3)
-    loader = DataLoader(tiny_batches(n), batch_size=batch_size, shuffle=False)
+    if loader is None:
+        loader = DataLoader(tiny_batches(n), batch_size=batch_size, shuffle=False)
     core = [
         LearningRateSchedule(optimizer, 1e-3, warmup_epochs=1),
         WeightDecaySchedule(optimizer),
         FreezePrototypes(model),
         TeacherEMA(model),
     ]
+    loss = tiny_loss(model.module if hasattr(model, "module") else model)
     return AFiRePretrainer(
-        "cpu", max_epochs, loader, model, optimizer, tiny_loss(model), train_handlers=core + (handlers or []), **kwargs
+        "cpu", max_epochs, loader, model, optimizer, loss, train_handlers=core + (handlers or []), **kwargs
     )
