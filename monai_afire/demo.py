@@ -1,20 +1,44 @@
-"""Demo of monai-afire: ``python -m monai_afire.demo --out DIR``.
+"""Demo of monai-afire: ``python -m monai_afire.demo --out DIR`` (``make demo``).
 
-For now it writes the Synthetic Lesion Mask gallery of the real chest film ``RG1_UNCR.dcm`` from ``pydicom-data``:
-the film goes through :func:`monai_afire.transforms.radiograph_transforms`, then
-:class:`monai_afire.transforms.RandSyntheticLesiond` with four seeds, and
-:func:`monai_afire.visualize.lesion_gallery` saves ``DIR/slm_gallery.png``.
+1. generates the simulated chest radiographs (``monai_afire.data.simcxr``) in ``DIR/simcxr`` if they are not there;
+2. pre-trains AFiRe on them with the ``afire_pretrain`` bundle (``train.json`` + ``demo.json``) through
+   ``python -m monai.bundle run`` (or the same ``monai.bundle.run`` in process when the ``fire`` package that MONAI's
+   command line needs is missing); checkpoints in ``DIR/models``, logs and loss history in ``DIR/train``; running
+   again resumes from the newest checkpoint;
+3. exports the teacher encoder to TorchScript with ``monai.bundle ckpt_export`` (``DIR/models/teacher_encoder.ts``);
+4. writes figures: the loss curves, the Synthetic Lesion Mask gallery of the real film ``RG1_UNCR.dcm`` from
+   ``pydicom-data``, and the per-token anomaly maps of that film (clean and with synthetic lesions) overlaid;
+5. prints where each output is.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["DEMO_FILM", "demo_film_path", "write_slm_gallery", "main"]
+__all__ = [
+    "BUNDLE_DIR",
+    "DEMO_FILM",
+    "demo_film_path",
+    "demo_network",
+    "ensure_simcxr",
+    "export_teacher_encoder",
+    "main",
+    "run_pretraining",
+    "write_anomaly_maps",
+    "write_slm_gallery",
+]
 
 DEMO_FILM = "RG1_UNCR.dcm"
+BUNDLE_DIR = Path(__file__).resolve().parents[1] / "bundles" / "afire_pretrain"
+CONFIGS = BUNDLE_DIR / "configs"
+DEMO_CONFIGS = [str(CONFIGS / "train.json"), str(CONFIGS / "demo.json")]
 
 
 def demo_film_path() -> str:
@@ -65,14 +89,154 @@ def write_slm_gallery(
     )
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    """Command line entry point; prints the path of the gallery."""
+def ensure_simcxr(folder: str | Path, num_images: int = 300, image_size: int = 64, seed: int = 0) -> Path:
+    """Generate the simulated data set in ``folder`` unless its ``simcxr.json`` is already there."""
+    folder = Path(folder)
+    if (folder / "simcxr.json").is_file():
+        return folder
+    from monai_afire.data.simcxr import generate_simcxr
+
+    return Path(generate_simcxr(folder, num_images, seed=seed, image_size=image_size))
+
+
+def _bundle_overrides(out_dir: Path, data_dir: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "bundle_root": str(BUNDLE_DIR),
+        "dataset_dir": str(data_dir),
+        "ckpt_dir": str(out_dir / "models"),
+        "output_dir": str(out_dir / "train"),
+        **extra,
+    }
+
+
+def run_pretraining(out_dir: str | Path, data_dir: str | Path, **overrides: Any) -> Path:
+    """Run ``monai.bundle run`` with ``train.json`` + ``demo.json``; returns the loss-history CSV.
+
+    Uses ``python -m monai.bundle run`` in a subprocess when ``fire`` is installed, else ``monai.bundle.run`` in
+    this process (the same function).
+    """
+    out_dir = Path(out_dir)
+    args = _bundle_overrides(out_dir, Path(data_dir), **overrides)
+    logging_file = str(CONFIGS / "logging.conf")
+    if importlib.util.find_spec("fire") is not None:
+        cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", repr(DEMO_CONFIGS)]
+        cmd += ["--logging_file", logging_file]
+        for k, v in args.items():
+            cmd += [f"--{k}", str(v)]
+        print("$", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    else:
+        from monai.bundle import run
+
+        print("`fire` is not installed: running monai.bundle.run(...) in process (same as python -m monai.bundle run)")
+        run(config_file=DEMO_CONFIGS, logging_file=logging_file, **args)
+    return out_dir / "train" / "loss_history.csv"
+
+
+def export_teacher_encoder(out_dir: str | Path, image_size: int) -> Path:
+    """TorchScript of the teacher encoder with ``monai.bundle ckpt_export`` (``out_dir/models/teacher_encoder.ts``)."""
+    from monai.bundle import ckpt_export
+
+    models = Path(out_dir) / "models"
+    target = models / "teacher_encoder.ts"
+    ckpt_export(
+        net_id="encoder",
+        filepath=str(target),
+        ckpt_file=str(models / "teacher_encoder.pt"),
+        meta_file=str(CONFIGS / "metadata.json"),
+        config_file=DEMO_CONFIGS,
+        key_in_ckpt="",
+        use_trace=True,
+        input_shape=[1, 1, image_size, image_size],
+        bundle_root=str(BUNDLE_DIR),
+    )
+    return target
+
+
+def demo_network(out_dir: str | Path) -> tuple[Any, int]:
+    """The demo's AFiRe model with the newest checkpoint of ``out_dir/models`` loaded, and its image size."""
+    from monai.bundle import ConfigParser
+
+    from monai_afire.engines import latest_checkpoint, load_afire_checkpoint
+
+    parser = ConfigParser()
+    parser.read_config(DEMO_CONFIGS)
+    network = parser.get_parsed_content("network_def")
+    checkpoint = latest_checkpoint(Path(out_dir) / "models")
+    return load_afire_checkpoint(network, checkpoint).eval(), int(parser["image_size"])
+
+
+def write_anomaly_maps(out_dir: str | Path, film: str | None = None, seeds: Sequence[int] = (0, 1, 2)) -> Path:
+    """Per-token anomaly maps of the demo film, clean and with synthetic lesions, saved as ``anomaly_maps.png``."""
+    import torch
+    import torch.nn.functional as F
+
+    from monai_afire.engines import token_outputs
+    from monai_afire.transforms import RandSyntheticLesiond, radiograph_transforms
+    from monai_afire.visualize import save_map_gallery
+
+    model, size = demo_network(out_dir)
+    film = demo_film_path() if film is None else film
+    prepared = radiograph_transforms(image_size=size)({"image": film})
+    lesion = RandSyntheticLesiond(keys="image")
+    samples = [("clean film", prepared["image"])]
+    samples += [(f"+ synthetic lesions (seed {s})", lesion.set_random_state(s)(prepared)["image"]) for s in seeds]
+    images, maps = [], []
+    with torch.no_grad():
+        for _, image in samples:
+            x = torch.as_tensor(image).float()[None]
+            anomaly = token_outputs(model, x)["anomaly"]
+            maps.append(F.interpolate(anomaly[None], size=x.shape[-2:], mode="nearest")[0, 0].numpy())
+            images.append(x[0, 0].numpy())
+    return Path(
+        save_map_gallery(
+            Path(out_dir) / "anomaly_maps.png", images, maps, titles=[t for t, _ in samples], map_threshold=None
+        )
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
+    """Command line entry point; returns and prints the outputs."""
     parser = argparse.ArgumentParser(prog="python -m monai_afire.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
+    parser.add_argument("--num-images", type=int, default=300, help="simulated films to generate (default 300)")
+    parser.add_argument("--epochs", type=int, default=None, help="override demo.json's max_epochs")
     args = parser.parse_args(argv)
-    path = write_slm_gallery(args.out)
-    print(f"Synthetic Lesion Mask gallery written to {path}")
-    return path
+    out = Path(args.out)
+    start = time.time()
+    data = ensure_simcxr(out / "simcxr", args.num_images)
+    print(f"[{time.time() - start:6.1f}s] simulated data set: {data}", flush=True)
+    overrides = {} if args.epochs is None else {"max_epochs": args.epochs}
+    history = run_pretraining(out, data, **overrides)
+    print(f"[{time.time() - start:6.1f}s] pre-training done", flush=True)
+    from monai.bundle import ConfigParser
+
+    from monai_afire.engines import latest_checkpoint, read_loss_history
+    from monai_afire.visualize import plot_loss_curves
+
+    cfg = ConfigParser()
+    cfg.read_config(DEMO_CONFIGS)
+    outputs = {
+        "simulated data": data,
+        "checkpoint": latest_checkpoint(out / "models"),
+        "teacher encoder (state dict)": out / "models" / "teacher_encoder.pt",
+        "teacher encoder (TorchScript)": export_teacher_encoder(out, int(cfg["image_size"])),
+        "loss history": history,
+        "loss curves": plot_loss_curves(history, out / "loss_curves.png"),
+        "lesion gallery": write_slm_gallery(out),
+        "anomaly maps": write_anomaly_maps(out),
+        "TensorBoard logs": out / "train",
+    }
+    rows = read_loss_history(history)
+    first, last = rows[0], rows[-1]
+    print(f"\nDemo finished in {time.time() - start:.0f} s. Epoch means, first -> last epoch:")
+    for key in ("loss", "structure", "category", "restoration"):
+        if key in first:
+            print(f"  {key:12s} {first[key]:.4f} -> {last[key]:.4f}")
+    print("\nOutputs:")
+    for name, path in outputs.items():
+        print(f"  {name:30s} {path}")
+    return outputs
 
 
 if __name__ == "__main__":
