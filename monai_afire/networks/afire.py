@@ -42,7 +42,8 @@ class AFiRe(nn.Module):
     image from the student's tokens with the abnormal ones masked; the teacher (``teacher``, a deep copy of the
     student with ``requires_grad=False``, always in eval mode) sees the clean image. The teacher follows the
     student by :meth:`update_teacher`, or by Ignite's ``EMAHandler(model.student)`` with
-    ``handler.ema_model = model.teacher`` (the two share parameter order).
+    ``handler.ema_model = model.teacher`` (the two share parameter order; Ignite's ``momentum`` is the weight of
+    the student, i.e. ``1 - m``: 0.004 for the paper's m = 0.996).
 
     Args:
         encoder: the student's ViT; the teacher gets a copy.
