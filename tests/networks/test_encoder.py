@@ -64,6 +64,16 @@ class TestAFiReEncoder(unittest.TestCase):
         enc.eval(), twin.eval()
         torch.testing.assert_close(enc(x)[0], twin(x)[0])
 
+    def test_eval_mode_is_deterministic_with_dropout(self):
+        encoder = AFiReEncoder(img_size=32, patch_size=8, hidden_size=32, num_layers=2, num_heads=2, dropout_rate=0.3)
+        encoder.eval()
+        x = torch.rand(2, 1, 32, 32)
+        with torch.no_grad():
+            self.assertTrue(torch.equal(encoder(x), encoder(x)))
+        encoder.train()
+        with torch.no_grad():
+            self.assertFalse(torch.equal(encoder(x), encoder(x)))
+
     @parameterized.expand(
         [
             ({"arch": "vit_huge"},),
