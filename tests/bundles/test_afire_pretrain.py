@@ -117,7 +117,7 @@ class TestAFiRePretrainBundle(unittest.TestCase):
             write_films(tmp / "films", n=8)
             train = _train_workflow(tmp, tmp / "films")
             train.initialize()
-            self.assertIsNone(train.check_properties())
+            self.assertFalse(train.check_properties())
             train.run()
             train.finalize()
             history = read_loss_history(tmp / "eval" / "loss_history.csv")
@@ -142,7 +142,7 @@ class TestAFiRePretrainBundle(unittest.TestCase):
                 ),
             )
             infer.initialize()
-            self.assertIsNone(infer.check_properties())
+            self.assertFalse(infer.check_properties())
             infer.run()
             infer.finalize()
             outputs = sorted((tmp / "tokens").glob("*_tokens.npz"))
