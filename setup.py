@@ -32,6 +32,7 @@ setup(
         "pillow",
         "tensorboard",
         "pyyaml",
+        "fire",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-xdist", "parameterized", "ruff", "nbformat", "nbclient", "ipykernel"],
