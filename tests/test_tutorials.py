@@ -11,6 +11,7 @@ from unittest import mock
 
 import matplotlib.image as mpimg
 import nbformat
+import pytest
 from nbclient import NotebookClient
 from parameterized import parameterized
 
@@ -52,61 +53,66 @@ class TestTutorialFiles(unittest.TestCase):
                 self.assertIsNone(cell.execution_count, f"{name} cell {index} has an execution count")
 
 
+@pytest.mark.slow
 class TestQuickstart(unittest.TestCase):
-    """``01_afire_quickstart.ipynb`` in quick mode: data, figures, a falling loss, a reloadable teacher encoder."""
+    """``01_afire_quickstart.ipynb`` in quick mode: data, figures, a falling loss, a reloadable teacher encoder.
 
-    @classmethod
-    def setUpClass(cls):
-        cls._tmp = tempfile.TemporaryDirectory()
-        tmp = Path(cls._tmp.name)
-        cls.out = tmp / "out"
-        cls.out.mkdir()
-        cls.notebook = execute(TUTORIALS / "01_afire_quickstart.ipynb", cls.out, tmp / "cache")
-        cls.results = json.loads((cls.out / "results.json").read_text())
+    One test method runs the notebook once (so ``pytest -n`` never runs it twice) and checks each output in a subtest.
+    """
 
-    @classmethod
-    def tearDownClass(cls):
-        cls._tmp.cleanup()
+    def test_quick_run(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            self.out = Path(tmp) / "out"
+            self.out.mkdir()
+            self.notebook = execute(TUTORIALS / "01_afire_quickstart.ipynb", self.out, Path(tmp) / "cache")
+            self.results = json.loads((self.out / "results.json").read_text())
+            for check in (
+                self.check_no_errors,
+                self.check_simulated_set,
+                self.check_figures,
+                self.check_loss_fell,
+                self.check_anomaly_maps,
+                self.check_teacher_encoder,
+            ):
+                with self.subTest(check=check.__name__):
+                    check()
 
-    def test_ran_in_quick_mode_without_errors(self):
+    def check_no_errors(self):
         self.assertTrue(self.results["quick"])
         for cell in self.notebook.cells:
             for output in cell.get("outputs", []):
                 self.assertNotEqual(output.get("output_type"), "error", output.get("evalue"))
 
-    def test_generated_the_simulated_set(self):
+    def check_simulated_set(self):
         data = self.out / "simcxr"
         meta = json.loads((data / "simcxr.json").read_text())
         self.assertEqual(meta["num_images"], self.results["settings"]["num_images"])
         self.assertEqual(len(list((data / "images").glob("*.png"))), meta["num_images"])
         self.assertEqual(self.results["num_train"] + self.results["num_test"], meta["num_images"])
 
-    def test_figures_are_images(self):
+    def check_figures(self):
         for name, path in self.results["figures"].items():
-            with self.subTest(figure=name):
-                self.assertTrue(Path(path).is_relative_to(self.out), path)
-                picture = mpimg.imread(path)
-                self.assertEqual(picture.ndim, 3)
-                self.assertGreater(min(picture.shape[:2]), 100)
-                self.assertGreater(float(picture.std()), 0.0)  # not a blank canvas
-
-    def test_figures_are_shown_inline(self):
+            self.assertTrue(Path(path).is_relative_to(self.out), path)
+            picture = mpimg.imread(path)
+            self.assertEqual(picture.ndim, 3, name)
+            self.assertGreater(min(picture.shape[:2]), 100, name)
+            self.assertGreater(float(picture.std()), 0.0, name)  # not a blank canvas
         shown = sum(
             "image/png" in output.get("data", {}) for cell in self.notebook.cells for output in cell.get("outputs", [])
         )
-        self.assertEqual(shown, len(self.results["figures"]))
+        self.assertEqual(shown, len(self.results["figures"]))  # each figure is displayed inline
 
-    def test_loss_fell(self):
+    def check_loss_fell(self):
         rows = self.results["loss_history"]
         self.assertEqual([int(r["epoch"]) for r in rows], list(range(1, self.results["settings"]["max_epochs"] + 1)))
-        self.assertLess(rows[-1]["loss"], rows[0]["loss"])
-        self.assertLess(rows[-1]["restoration"], rows[0]["restoration"])
         for key in ("structure", "category", "restoration"):
             self.assertIn(key, rows[0])
+        self.assertLess(rows[-1]["loss"], rows[0]["loss"])
+        self.assertLess(rows[-1]["restoration"], rows[0]["restoration"])
         csv_rows = (self.out / "train" / "loss_history.csv").read_text().strip().splitlines()
         self.assertEqual(len(csv_rows), len(rows) + 1)  # header + one row per epoch
 
-    def test_anomaly_maps_match_the_image(self):
+    def check_anomaly_maps(self):
         size = self.results["settings"]["image_size"]
         self.assertEqual(self.results["anomaly_map_shape"], [1, 1, size, size])
         probability = self.results["anomaly_scores"]["lesion_probability"]
@@ -114,7 +120,7 @@ class TestQuickstart(unittest.TestCase):
             self.assertGreaterEqual(probability[where], 0.0)
             self.assertLessEqual(probability[where], 1.0)
 
-    def test_teacher_encoder_reloads(self):
+    def check_teacher_encoder(self):
         self.assertTrue(Path(self.results["teacher_encoder"]).is_file())
         self.assertEqual(self.results["encoder_difference"], 0.0)
 
