@@ -2,7 +2,7 @@
 
 ``python benchmarks/pretrain_throughput.py [--iterations N] [--out FILE.md]``
 
-Configurations: the demo (``demo.json``: small ViT, 64x64, batch 16) and ``vit_small``/224 (batch 8) on the CPU,
+Configurations: the demo (``demo.json``: small ViT, 128x128, batch 16) and ``vit_small``/224 (batch 8) on the CPU,
 and ``vit_base``/224 (batch 64, bf16 AMP) on a GPU when one is present. Each configuration runs in its own
 process (so the CPU peak resident memory is its own) through :class:`monai_afire.engines.AFiRePretrainer` with the
 teacher EMA and schedule handlers, on random tensors (no data loading). The first configuration is the baseline
@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 CONFIGS = {
-    "demo (vit 96/4, 64 px, batch 16)": dict(
+    "demo (vit 96/4, 128 px, batch 16)": dict(
         device="cpu",
         amp=False,
         batch=16,
-        image=64,
-        patch=8,
+        image=128,
+        patch=16,
         arch="vit_tiny",
         hidden=96,
         layers=4,

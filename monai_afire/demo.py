@@ -89,7 +89,7 @@ def write_slm_gallery(
     )
 
 
-def ensure_simcxr(folder: str | Path, num_images: int = 300, image_size: int = 64, seed: int = 0) -> Path:
+def ensure_simcxr(folder: str | Path, num_images: int = 500, image_size: int = 128, seed: int = 0) -> Path:
     """Generate the simulated data set in ``folder`` unless its ``simcxr.json`` is already there."""
     folder = Path(folder)
     if (folder / "simcxr.json").is_file():
@@ -190,7 +190,12 @@ def write_anomaly_maps(out_dir: str | Path, film: str | None = None, seeds: Sequ
             images.append(x[0, 0].numpy())
     return Path(
         save_map_gallery(
-            Path(out_dir) / "anomaly_maps.png", images, maps, titles=[t for t, _ in samples], map_threshold=None
+            Path(out_dir) / "anomaly_maps.png",
+            images,
+            maps,
+            titles=[t for t, _ in samples],
+            map_threshold=None,
+            layout="xy",  # MONAI arrays are (x, y): show the film upright
         )
     )
 
@@ -199,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     """Command line entry point; returns and prints the outputs."""
     parser = argparse.ArgumentParser(prog="python -m monai_afire.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
-    parser.add_argument("--num-images", type=int, default=300, help="simulated films to generate (default 300)")
+    parser.add_argument("--num-images", type=int, default=500, help="simulated films to generate (default 500)")
     parser.add_argument("--epochs", type=int, default=None, help="override demo.json's max_epochs")
     args = parser.parse_args(argv)
     out = Path(args.out)
