@@ -25,6 +25,7 @@ __all__ = [
     "select_classes",
     "holdout_split",
     "classification_splits",
+    "label_prevalence",
     "classification_transforms",
     "inference_records",
     "save_class_names",
@@ -149,6 +150,32 @@ def classification_splits(
             raise ValueError(f"{dataset_dir}: the {split} split of {name!r} is empty ({len(pool)} training images).")
     train = label_fraction_split(train_pool, float(label_fraction), seed=seed)
     return {"train": train, "val": val, "test": test, "classes": names}
+
+
+def label_prevalence(records: Sequence[dict[str, Any]], smoothing: float = 0.5) -> list[float]:
+    """Per-class fraction of positive labels, ``(positives + smoothing) / (labelled + 2 * smoothing)``.
+
+    The bundles start the classifier's head bias at its log-odds (``class_prior`` of
+    :func:`~monai_afire.networks.build_classifier`). The smoothing keeps classes without positives (small label
+    fractions) strictly between 0 and 1. NaN labels, and labels whose ``label_mask`` is 0, are not counted.
+
+    Raises:
+        ValueError: no record has a ``label``, the labels differ in length, or ``smoothing`` is not positive.
+    """
+    if not smoothing > 0:
+        raise ValueError(f"label_prevalence: smoothing must be > 0, got {smoothing}.")
+    labels = [np.asarray(r["label"], dtype=np.float64).reshape(-1) for r in records if r.get("label") is not None]
+    if not labels:
+        raise ValueError("label_prevalence: no record has a 'label'.")
+    if len({len(v) for v in labels}) != 1:
+        raise ValueError(f"label_prevalence: the labels differ in length: {sorted({len(v) for v in labels})}.")
+    y = np.stack(labels)
+    known = np.isfinite(y)
+    masks = [r.get("label_mask") for r in records if r.get("label") is not None]
+    if any(m is not None for m in masks):
+        known &= np.stack([np.ones(y.shape[1]) if m is None else np.asarray(m, dtype=np.float64) for m in masks]) > 0
+    positives = np.where(known, y, 0.0).sum(axis=0)
+    return ((positives + smoothing) / (known.sum(axis=0) + 2.0 * smoothing)).tolist()
 
 
 def classification_transforms(image_size: int = 224, train: bool = False, keys: Sequence[str] = ("image",)) -> Compose:

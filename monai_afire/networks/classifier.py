@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -14,7 +15,7 @@ from monai.networks.layers import trunc_normal_
 from .encoder import AFiReEncoder
 from .pretrained import load_pretrained_encoder
 
-__all__ = ["AFiReClassifier", "layer_decay_param_groups", "build_classifier"]
+__all__ = ["AFiReClassifier", "prior_log_odds", "layer_decay_param_groups", "build_classifier"]
 
 POOLINGS = ("cls", "mean")
 MODES = ("finetune", "linear_probe")
@@ -31,6 +32,11 @@ class AFiReClassifier(nn.Module):
         mode: ``"finetune"`` trains everything; ``"linear_probe"`` freezes the encoder (``requires_grad=False``)
             and keeps it in eval mode even when the classifier is put in train mode.
         dropout: dropout before the linear head.
+        class_prior: fraction of positive training images per class, each in (0, 1); the head's bias starts at its
+            log-odds, so the first predictions match the label prevalence. With a zero bias every rare finding
+            starts at probability 0.5 and (with Adam) the drop towards the prevalence is learnt mostly by the head
+            weights along the features' shared direction, which makes early scores rank images by global
+            intensity, below chance for dense findings. None keeps a zero bias.
 
     Example::
 
@@ -45,6 +51,7 @@ class AFiReClassifier(nn.Module):
         pooling: str = "mean",
         mode: str = "finetune",
         dropout: float = 0.0,
+        class_prior: Sequence[float] | torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -63,6 +70,9 @@ class AFiReClassifier(nn.Module):
         self.head = nn.Linear(encoder.hidden_size, self.num_classes)
         trunc_normal_(self.head.weight, mean=0.0, std=0.02, a=-2.0, b=2.0)
         nn.init.zeros_(self.head.bias)
+        if class_prior is not None:
+            with torch.no_grad():
+                self.head.bias.copy_(prior_log_odds(class_prior, self.num_classes))
         if mode == "linear_probe":
             self.encoder.requires_grad_(False)
             self.encoder.eval()
@@ -85,6 +95,23 @@ class AFiReClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes) for images (B, C, *img_size)."""
         return self.head(self.dropout(self.features(x)))
+
+
+def prior_log_odds(class_prior: Sequence[float] | torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Log-odds ``log(p / (1 - p))`` of per-class positive fractions, as a float tensor (num_classes,).
+
+    Raises:
+        ValueError: ``class_prior`` does not hold ``num_classes`` finite values strictly between 0 and 1.
+    """
+    prior = torch.as_tensor(class_prior, dtype=torch.float64).reshape(-1)
+    if prior.numel() != num_classes:
+        raise ValueError(f"class_prior: expected {num_classes} values (one per class), got {prior.numel()}.")
+    bad = [float(v) for v in prior if not (math.isfinite(float(v)) and 0.0 < float(v) < 1.0)]
+    if bad:
+        raise ValueError(
+            f"class_prior: expected fractions strictly between 0 and 1 (smooth empty classes), got {bad[:3]}."
+        )
+    return torch.log(prior / (1.0 - prior)).float()
 
 
 def _layer_id(name: str, num_layers: int) -> int:
@@ -158,6 +185,7 @@ def build_classifier(
     pooling: str = "mean",
     mode: str = "finetune",
     dropout: float = 0.0,
+    class_prior: Sequence[float] | torch.Tensor | None = None,
     **encoder_kwargs: Any,
 ) -> AFiReClassifier:
     """Build an :class:`AFiReClassifier`, its encoder initialised from an AFiRe checkpoint or at random.
@@ -171,6 +199,8 @@ def build_classifier(
             without one, unless the checkpoint holds it).
         mode: ``"finetune"`` or ``"linear_probe"``.
         dropout: dropout before the head.
+        class_prior: per-class positive fraction of the training labels (e.g.
+            :func:`~monai_afire.engines.label_prevalence`); the head's bias starts at its log-odds. None: zero bias.
         encoder_kwargs: arguments of :class:`AFiReEncoder` (``arch``, ``img_size``, ``patch_size``, ...); they must
             describe the pre-trained encoder.
 
@@ -202,4 +232,4 @@ def build_classifier(
                 f"{len(missing)} encoder weights missing (e.g. {missing[:3]}), {len(unexpected)} unexpected "
                 f"(e.g. {unexpected[:3]})."
             )
-    return AFiReClassifier(encoder, num_classes, pooling=pooling, mode=mode, dropout=dropout)
+    return AFiReClassifier(encoder, num_classes, pooling=pooling, mode=mode, dropout=dropout, class_prior=class_prior)
