@@ -1,3 +1,5 @@
+import math
+import os
 import tempfile
 import unittest
 from pathlib import Path
@@ -6,6 +8,7 @@ from unittest import mock
 import matplotlib.image as mpimg
 
 from monai_afire import demo
+from monai_afire.engines import read_loss_history
 
 
 def film_installed() -> bool:
@@ -18,15 +21,30 @@ def film_installed() -> bool:
 
 
 class TestDemo(unittest.TestCase):
-    def test_writes_the_gallery_and_prints_its_path(self):
+    def test_writes_the_gallery(self):
         if not film_installed():
             self.skipTest("pydicom-data is not installed")
-        with tempfile.TemporaryDirectory() as tmp, mock.patch("builtins.print") as printed:
-            path = demo.main(["--out", str(Path(tmp) / "demo")])
+        with tempfile.TemporaryDirectory() as tmp:
+            path = demo.write_slm_gallery(Path(tmp) / "demo", image_size=64)
             self.assertEqual(path, Path(tmp) / "demo" / "slm_gallery.png")
             picture = mpimg.imread(path)
             self.assertGreater(picture.shape[0], picture.shape[1])  # four rows of three panels
-            self.assertIn(str(path), printed.call_args.args[0])
+
+    def test_main_job_end_to_end_tiny(self):
+        """``python -m monai_afire.demo`` with a tiny data set and one epoch writes and prints every output."""
+        if not film_installed():
+            self.skipTest("pydicom-data is not installed")
+        with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, {"MONAI_AFIRE_CACHE": tmp}):
+            with mock.patch("builtins.print") as printed:
+                outputs = demo.main(["--out", str(Path(tmp) / "demo"), "--num-images", "30", "--epochs", "1"])
+            text = "\n".join(" ".join(map(str, c.args)) for c in printed.call_args_list)
+            names = ("checkpoint", "teacher encoder (TorchScript)", "loss curves", "lesion gallery", "anomaly maps")
+            for name in names:
+                self.assertTrue(Path(outputs[name]).is_file(), name)
+                self.assertIn(str(outputs[name]), text)
+            history = read_loss_history(outputs["loss history"])
+            self.assertEqual(len(history), 1)
+            self.assertTrue(all(math.isfinite(history[0][k]) for k in ("loss", "structure", "restoration")))
 
     def test_missing_film_names_the_package(self):
         with mock.patch("pydicom.data.get_testdata_file", return_value=None):
