@@ -208,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     parser.add_argument("--epochs", type=int, default=None, help="override demo.json's max_epochs")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    film = demo_film_path()  # fail before any long work when pydicom-data is missing
     start = time.time()
     data = ensure_simcxr(out / "simcxr", args.num_images)
     print(f"[{time.time() - start:6.1f}s] simulated data set: {data}", flush=True)
@@ -228,8 +229,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
         "teacher encoder (TorchScript)": export_teacher_encoder(out, int(cfg["image_size"])),
         "loss history": history,
         "loss curves": plot_loss_curves(history, out / "loss_curves.png"),
-        "lesion gallery": write_slm_gallery(out),
-        "anomaly maps": write_anomaly_maps(out),
+        "lesion gallery": write_slm_gallery(out, film),
+        "anomaly maps": write_anomaly_maps(out, film),
         "TensorBoard logs": out / "train",
     }
     rows = read_loss_history(history)
