@@ -15,7 +15,7 @@ import jsonschema
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow
+from monai.bundle import ConfigWorkflow, verify_metadata
 
 from monai_afire.data.simcxr import generate_simcxr
 from monai_afire.networks import AFiRe, AFiReEncoder
@@ -118,6 +118,8 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 def test_metadata_is_valid():
     schema = json.loads(SCHEMA.read_text())
     jsonschema.validate(json.loads((BUNDLE / "configs" / "metadata.json").read_text()), schema)
+    # the same check through MONAI, offline: verify_metadata downloads nothing when the schema file exists
+    verify_metadata(meta_file=str(BUNDLE / "configs" / "metadata.json"), filepath=str(SCHEMA))
     for name in ("train", "linear_probe", "evaluate", "inference", "localize", "multi_gpu_train"):
         json.loads((BUNDLE / "configs" / f"{name}.json").read_text())
     assert (BUNDLE / "docs" / "README.md").is_file()

@@ -33,47 +33,8 @@ TINY = {
     "num_workers": 0,
 }
 
-# the keys the MONAI Bundle Specification requires in configs/metadata.json, with their types
-METADATA_SCHEMA = {
-    "$schema": "http://json-schema.org/draft-07/schema#",
-    "type": "object",
-    "required": [
-        "schema",
-        "version",
-        "changelog",
-        "monai_version",
-        "pytorch_version",
-        "numpy_version",
-        "required_packages_version",
-        "task",
-        "description",
-        "authors",
-        "copyright",
-        "network_data_format",
-    ],
-    "properties": {
-        "schema": {"type": "string"},
-        "version": {"type": "string", "pattern": r"^\d+\.\d+\.\d+$"},
-        "changelog": {"type": "object", "minProperties": 1},
-        "monai_version": {"type": "string"},
-        "pytorch_version": {"type": "string"},
-        "numpy_version": {"type": "string"},
-        "required_packages_version": {"type": "object"},
-        "task": {"type": "string"},
-        "description": {"type": "string"},
-        "authors": {"type": "string"},
-        "copyright": {"type": "string"},
-        "references": {"type": "array", "items": {"type": "string"}},
-        "network_data_format": {
-            "type": "object",
-            "required": ["inputs", "outputs"],
-            "properties": {
-                "inputs": {"type": "object", "minProperties": 1},
-                "outputs": {"type": "object", "minProperties": 1},
-            },
-        },
-    },
-}
+# the keys the MONAI Bundle Specification requires in configs/metadata.json (shared by the bundle tests)
+METADATA_SCHEMA = json.loads((Path(__file__).resolve().parent / "bundle_schema.json").read_text())
 
 
 def _train_workflow(tmp: Path, data: Path | str, **overrides) -> ConfigWorkflow:
