@@ -211,11 +211,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast for forward and losses")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--quick", action="store_true", help="vit_small at 96 px, batch 8, 4 + 2 blocks, 2 steps")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "step_overhead.md"))
+    parser.add_argument("--quick", action="store_true", help="vit_small, 96 px, batch 8, 4 + 2 blocks, 8 steps x 3")
+    parser.add_argument("--out", default=None, help="also write the table to this markdown file")
     args = parser.parse_args()
     if args.quick:
-        args.archs, args.batch, args.image_size, args.steps, args.warmup = ["vit_small"], 8, 96, 2, 1
+        args.archs, args.batch, args.image_size = ["vit_small"], 8, 96
+        args.steps, args.warmup, args.repeats = 8, 2, 3
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "CPU"
     memory_kind = "torch.cuda.max_memory_allocated" if args.device.startswith("cuda") else "max RSS of the process"
     lines = [
@@ -248,10 +249,11 @@ def main() -> None:
         )
         print(row, f"(loop vs vectorised |difference| {loops['difference']:.2e})", flush=True)
         lines.append(row)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"written to {args.out}")
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        print(f"written to {args.out}")
 
 
 if __name__ == "__main__":
