@@ -114,7 +114,9 @@ class AnatomyConsistencyLoss(_Loss):
                 f"got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}."
             )
         if token_labels.shape != (b, n):
-            raise ValueError(f"AnatomyConsistencyLoss: token_labels must be ({b}, {n}), got {tuple(token_labels.shape)}.")
+            raise ValueError(
+                f"AnatomyConsistencyLoss: token_labels must be ({b}, {n}), got {tuple(token_labels.shape)}."
+            )
         if self.training:
             self.update_prototype_state(teacher_logits, replace=replace_prototypes)
         q = self.targets()
