@@ -13,6 +13,8 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
+from monai_afire.transforms.utils import check_patch_size
+
 __all__ = ["token_anatomy_labels", "token_embeddings", "cohesion_metrics", "evaluate_cohesion"]
 
 
@@ -35,9 +37,7 @@ def token_anatomy_labels(anatomy: torch.Tensor | np.ndarray, patch_size: int | S
     if x.ndim not in (4, 5):
         raise ValueError(f"token_anatomy_labels: anatomy must be (B, C, H, W[, D]), got shape {tuple(x.shape)}.")
     spatial = tuple(x.shape[2:])
-    patch = (int(patch_size),) * len(spatial) if isinstance(patch_size, int) else tuple(int(p) for p in patch_size)
-    if len(patch) != len(spatial) or any(p <= 0 or s % p for s, p in zip(spatial, patch)):
-        raise ValueError(f"token_anatomy_labels: patch_size {patch_size} must divide the spatial shape {spatial}.")
+    patch = check_patch_size("token_anatomy_labels", spatial, patch_size)
     pool = F.avg_pool2d if len(spatial) == 2 else F.avg_pool3d
     if x.shape[1] == 1:
         if torch.is_floating_point(x) and not torch.equal(x, x.round()):

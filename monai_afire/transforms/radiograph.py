@@ -28,6 +28,8 @@ from monai.transforms import (
 )
 from monai.utils import MetaKeys, TransformBackends, convert_to_dst_type
 
+from .utils import require_keys
+
 __all__ = [
     "PHOTOMETRIC_TAG",
     "RadiographDicomReader",
@@ -223,11 +225,7 @@ class _ArrayTransformd(MapTransform):
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
         if not self.allow_missing_keys:
-            missing = [k for k in self.keys if k not in d]
-            if missing:
-                raise ValueError(
-                    f"{type(self).__name__}: key(s) {missing} not in the data; expected one of {sorted(map(str, d))}."
-                )
+            require_keys(type(self).__name__, self.keys, d)
         for key in self.key_iterator(d):
             d[key] = self.transform(d[key])
         return d

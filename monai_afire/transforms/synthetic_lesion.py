@@ -16,6 +16,7 @@ from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type, ensure_tuple_rep
 
 from .body_region import BodyRegion, find_body_region
+from .utils import require_keys
 
 __all__ = [
     "LesionBlob",
@@ -334,11 +335,7 @@ class RandSyntheticLesiond(RandomizableTransform, MapTransform):
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
         if not self.allow_missing_keys:
-            missing = [k for k in self.keys if k not in d]
-            if missing:
-                raise ValueError(
-                    f"RandSyntheticLesiond: key(s) {missing} not in the data; expected one of {sorted(map(str, d))}."
-                )
+            require_keys("RandSyntheticLesiond", self.keys, d)
         self.randomize(None)
         first = True
         for key, clean_key, mask_key in self.key_iterator(d, self.clean_keys, self.mask_keys):

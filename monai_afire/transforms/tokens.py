@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .utils import check_patch_size
+
 __all__ = ["patch_labels"]
 
 
@@ -30,9 +32,7 @@ def patch_labels(mask: torch.Tensor, patch_size: int | Sequence[int], threshold:
     if mask.ndim not in (4, 5) or mask.shape[1] != 1:
         raise ValueError(f"patch_labels: mask must have shape (B, 1, H, W[, D]), got {tuple(mask.shape)}.")
     spatial = tuple(mask.shape[2:])
-    patch = (int(patch_size),) * len(spatial) if isinstance(patch_size, int) else tuple(int(p) for p in patch_size)
-    if len(patch) != len(spatial) or any(p <= 0 or s % p for s, p in zip(spatial, patch)):
-        raise ValueError(f"patch_labels: patch_size {patch_size} must divide the mask's spatial shape {spatial}.")
+    patch = check_patch_size("patch_labels", spatial, patch_size)
     pool = F.avg_pool2d if len(spatial) == 2 else F.avg_pool3d
     means = pool(mask.float(), kernel_size=patch, stride=patch)
     return means.flatten(1) > threshold
