@@ -260,6 +260,17 @@ def load_chestxray14(
 _CHEXPERT_POLICIES = ("ones", "zeros", "ignore")
 
 
+def _chexpert_label_settings(dataset: str, uncertainty: str, classes: Sequence[str] | None, default) -> list[str]:
+    """Check the uncertainty policy and class names of a CheXpert-labelled data set; returns the class list."""
+    if uncertainty not in _CHEXPERT_POLICIES:
+        raise ValueError(f"uncertainty must be one of {_CHEXPERT_POLICIES}, got {uncertainty!r}.")
+    classes = list(default if classes is None else classes)
+    unknown = [c for c in classes if c not in CHEXPERT_ALL_CLASSES]
+    if unknown:
+        raise ValueError(f"Unknown {dataset} class(es) {unknown}; expected names from {list(CHEXPERT_ALL_CLASSES)}.")
+    return classes
+
+
 def _resolve_chexpert_path(root: Path, rel: str) -> str:
     """CheXpert paths start with the dataset folder name (``CheXpert-v1.0-small/train/...``)."""
     candidates = [root / rel, root.parent / rel]
@@ -297,12 +308,7 @@ def load_chexpert(
     root = Path(root)
     if split not in ("train", "valid"):
         raise ValueError(f"split must be 'train' or 'valid', got {split!r}.")
-    if uncertainty not in _CHEXPERT_POLICIES:
-        raise ValueError(f"uncertainty must be one of {_CHEXPERT_POLICIES}, got {uncertainty!r}.")
-    classes = list(CHEXPERT_CLASSES if classes is None else classes)
-    unknown = [c for c in classes if c not in CHEXPERT_ALL_CLASSES]
-    if unknown:
-        raise ValueError(f"Unknown CheXpert class(es) {unknown}; expected names from {list(CHEXPERT_ALL_CLASSES)}.")
+    classes = _chexpert_label_settings("CheXpert", uncertainty, classes, CHEXPERT_CLASSES)
     table = root / f"{split}.csv"
     required = ["Path", *classes] + (["Frontal/Lateral"] if frontal_only else [])
     _, rows = _read_csv(table, required)
@@ -466,12 +472,7 @@ def load_mimic_cxr(
     root = Path(root)
     if split not in (None, "train", "validate", "test"):
         raise ValueError(f"split must be None, 'train', 'validate' or 'test', got {split!r}.")
-    if uncertainty not in _CHEXPERT_POLICIES:
-        raise ValueError(f"uncertainty must be one of {_CHEXPERT_POLICIES}, got {uncertainty!r}.")
-    classes = list(CHEXPERT_ALL_CLASSES if classes is None else classes)
-    unknown = [c for c in classes if c not in CHEXPERT_ALL_CLASSES]
-    if unknown:
-        raise ValueError(f"Unknown MIMIC-CXR class(es) {unknown}; expected names from {list(CHEXPERT_ALL_CLASSES)}.")
+    classes = _chexpert_label_settings("MIMIC-CXR", uncertainty, classes, CHEXPERT_ALL_CLASSES)
     label_table = _mimic_table(root, "mimic-cxr-2.0.0-chexpert")
     _, label_rows = _read_csv(label_table, ["subject_id", "study_id", "No Finding", *classes])
     studies: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}

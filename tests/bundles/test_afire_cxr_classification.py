@@ -20,12 +20,11 @@ from monai.bundle import ConfigWorkflow, verify_metadata
 from monai_afire.data.simcxr import generate_simcxr
 from monai_afire.networks import AFiRe, AFiReEncoder
 
+from .tiny import AFIRE, BUNDLE_OVERRIDES, ENCODER
+
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "afire_cxr_classification"
 SCHEMA = Path(__file__).resolve().parent / "bundle_schema.json"
 CLASSES = ["Cardiomegaly", "Effusion", "Nodule"]
-ENCODER = {"arch": "vit_tiny", "img_size": 32, "patch_size": 8, "hidden_size": 32, "num_layers": 2, "num_heads": 2}
-AFIRE = {"num_prototypes": 8, "head_hidden_dim": 32, "head_bottleneck_dim": 16, "decoder_dim": 32, "decoder_depth": 1,
-         "decoder_heads": 2}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -63,24 +62,15 @@ def afire_checkpoint(tmp_path_factory):
 
 def _overrides(root: Path, sim_dir: Path, **extra) -> dict:
     values = {
+        **BUNDLE_OVERRIDES,
         "bundle_root": str(root),
         "dataset": "simcxr",
         "dataset_dir": str(sim_dir),
         "classes": CLASSES,
         "val_fraction": 0.3,
-        "image_size": 32,
-        "patch_size": 8,
-        "arch": "vit_tiny",
-        "hidden_size": 32,
-        "num_layers": 2,
-        "num_heads": 2,
-        "mlp_dim": 64,
-        "batch_size": 4,
-        "num_workers": 0,
         "max_epochs": 2,
         "warmup_epochs": 1,
         "num_bootstrap": 50,
-        "device": "$torch.device('cpu')",
     }
     values.update(extra)
     return values

@@ -12,10 +12,9 @@ from monai.bundle import ConfigWorkflow
 from monai_afire.data.simcxr import generate_simcxr
 from monai_afire.networks import AFiRe, AFiReEncoder
 
+from .tiny import AFIRE, BUNDLE_OVERRIDES, ENCODER
+
 CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "afire_pretrain" / "configs"
-ENCODER = {"arch": "vit_tiny", "img_size": 32, "patch_size": 8, "hidden_size": 32, "num_layers": 2, "num_heads": 2}
-AFIRE = {"num_prototypes": 8, "head_hidden_dim": 32, "head_bottleneck_dim": 16, "decoder_dim": 32, "decoder_depth": 1,
-         "decoder_heads": 2}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +33,9 @@ def sim_dir(tmp_path_factory):
 
 def _run(root: Path, sim_dir: Path, **extra) -> ConfigWorkflow:
     overrides = {
+        **BUNDLE_OVERRIDES,
         "bundle_root": str(root),
         "dataset_dir": str(sim_dir),
-        "device": "$torch.device('cpu')",
-        "image_size": 32,
-        "patch_size": 8,
-        "arch": "vit_tiny",
-        "hidden_size": 32,
-        "num_layers": 2,
-        "num_heads": 2,
-        "mlp_dim": 64,
-        "batch_size": 4,
-        "num_workers": 0,
         "num_threads": 1,
         **extra,
     }
