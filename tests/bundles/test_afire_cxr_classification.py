@@ -179,8 +179,8 @@ def test_multi_gpu_config_runs_as_one_process_group(sim_dir, tmp_path):
     over.pop("device")
     script = f"""
 import json, sys, torch
-sys.path.insert(0, {str(Path(__file__).parent)!r})
-from test_afire_cxr_classification import _run
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+from tests.bundles.test_afire_cxr_classification import _run
 workflow = _run(["train.json", "multi_gpu_train.json"], "train", **json.loads({json.dumps(json.dumps(over))}))
 assert not torch.distributed.is_initialized()
 print(type(workflow.parser.get_parsed_content("train#sampler")).__name__)
