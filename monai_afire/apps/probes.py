@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from monai.networks.layers import trunc_normal_
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from monai_afire.metrics import mean_auroc
 from monai_afire.networks.classifier import prior_log_odds
@@ -164,6 +165,9 @@ class LinearProbe:
         max_iter: L-BFGS iterations per fit.
         seed: ``random_state`` of scikit-learn (L-BFGS itself is deterministic).
         tol: L-BFGS tolerance.
+        blas_threads: BLAS threads during :meth:`fit` (threadpoolctl); None leaves them as they are. One thread is
+            the default because these products are small: on 2 shared cores a 600 x 384, 7-class, 6-C fit took
+            0.56 s with one thread and 2.9 s with two.
 
     Attributes (after :meth:`fit`):
         best_c: the chosen C.
@@ -179,6 +183,7 @@ class LinearProbe:
         max_iter: int = 1000,
         seed: int = 0,
         tol: float = 1e-4,
+        blas_threads: int | None = 1,
     ) -> None:
         cs = tuple(sorted(float(c) for c in cs))
         if not cs or cs[0] <= 0 or len(set(cs)) != len(cs):
@@ -187,6 +192,7 @@ class LinearProbe:
         self.max_iter = int(max_iter)
         self.seed = int(seed)
         self.tol = float(tol)
+        self.blas_threads = blas_threads
         self.best_c: float | None = None
         self.val_auroc: dict[float, float] = {}
         self.constant_classes: list[int] = []
@@ -194,6 +200,27 @@ class LinearProbe:
 
     def _standardise(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean_) / self.scale_
+
+    def _fit_grid(self, zt: np.ndarray, yt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weights (G, D, C) and intercepts (G, C) of every grid value G and class C (warm-started along the grid)."""
+        coefs = np.zeros((len(self.cs), zt.shape[1], yt.shape[1]))
+        intercepts = np.zeros((len(self.cs), yt.shape[1]))
+        positives = yt.sum(0)
+        for c in range(yt.shape[1]):
+            if c in self.constant_classes:
+                intercepts[:, c] = float(prior_log_odds([(positives[c] + 0.5) / (zt.shape[0] + 1.0)], 1)[0])
+                continue
+            clf = LogisticRegression(C=self.cs[0], max_iter=self.max_iter, tol=self.tol, warm_start=True)
+            clf.set_params(random_state=self.seed)
+            for i, value in enumerate(self.cs):
+                clf.set_params(C=value)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ConvergenceWarning)
+                    clf.fit(zt, yt[:, c])
+                self.num_not_converged += sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+                coefs[i, :, c] = clf.coef_[0]
+                intercepts[i, c] = clf.intercept_[0]
+        return coefs, intercepts
 
     def fit(
         self,
@@ -227,26 +254,11 @@ class LinearProbe:
         scale = xt.std(0)
         self.scale_ = np.where(scale > 1e-12, scale, 1.0)
         zt, zv = self._standardise(xt), self._standardise(xv)
-        num_classes = yt.shape[1]
-        coefs = np.zeros((len(self.cs), xt.shape[1], num_classes))
-        intercepts = np.zeros((len(self.cs), num_classes))
         positives = yt.sum(0)
-        self.constant_classes = [c for c in range(num_classes) if positives[c] in (0, xt.shape[0])]
+        self.constant_classes = [c for c in range(yt.shape[1]) if positives[c] in (0, xt.shape[0])]
         self.num_not_converged = 0
-        for c in range(num_classes):
-            if c in self.constant_classes:
-                intercepts[:, c] = float(prior_log_odds([(positives[c] + 0.5) / (xt.shape[0] + 1.0)], 1)[0])
-                continue
-            clf = LogisticRegression(C=self.cs[0], max_iter=self.max_iter, tol=self.tol, warm_start=True)
-            clf.set_params(random_state=self.seed)
-            for i, value in enumerate(self.cs):
-                clf.set_params(C=value)
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", ConvergenceWarning)
-                    clf.fit(zt, yt[:, c])
-                self.num_not_converged += sum(issubclass(w.category, ConvergenceWarning) for w in caught)
-                coefs[i, :, c] = clf.coef_[0]
-                intercepts[i, c] = clf.intercept_[0]
+        with threadpool_limits(self.blas_threads, user_api="blas"):
+            coefs, intercepts = self._fit_grid(zt, yt)
         val_logits = zv @ coefs + intercepts[:, None, :]
         self.val_auroc = {value: mean_auroc(yv, val_logits[i]) for i, value in enumerate(self.cs)}
         best = int(np.argmax([self.val_auroc[v] for v in self.cs]))
