@@ -430,7 +430,7 @@ def _extend_below(soft, bone, spine, lung, counts, depth, mm, ndimage):
 def _extend_sides(soft, bone, lung, counts, width, mm):
     """The body's sides rounding off into air (see :func:`project_slabs`); arrays (K, X, Z[, C])."""
     d = np.arange(1, width + 1) * mm  # mm beyond the CT
-    surface = np.sqrt(np.clip(1.0 - d / 24.0, 0.0, 1.0))[None, :, None]
+    surface = np.sqrt(np.clip(1.0 - d / min(24.0, width * mm), 0.0, 1.0))[None, :, None]  # air at the grid's edge
     bone_fade = np.clip(1.0 - d / 8.0, 0.0, 1.0)[None, :, None]
     parts = {}
     for side, edge in (("left", slice(0, 1)), ("right", slice(-1, None))):
