@@ -100,9 +100,10 @@ class SimCXRSettings:
         prevalence: probability per image of each finding; keys from :data:`FINDINGS`.
         max_follow_ups: images per patient are drawn uniformly from 1..max_follow_ups.
         test_fraction: fraction of patients listed in ``test_list.txt``.
-        field_of_view_mm: side of the imaged field before patient scaling in the ``"narrow"`` geometry; in both,
-            the field is placed so that the lung apices lie 7 % of this side below the top of a field this
-            size (the ``"wide"`` geometry draws the field's size and centring around that).
+        field_of_view_mm: side of the imaged field before patient scaling in the ``"narrow"`` geometry. In both
+            geometries the field's nominal centre puts the lung apices 7 % of this side below the top of a field
+            this size; the ``"wide"`` geometry draws each film's field side (``GeometryRanges.field_mm``) and
+            centring error around that centre.
         spacing_mm: voxel size of the prepared CT.
         bit_depth: 8 or 16 bits per pixel in ``images/``.
         geometry: ``"wide"`` (default: pose, field of view, collimation and beam varying like real PA and AP
