@@ -51,6 +51,13 @@ def _generator(geometry: str = "wide", size: int = SIZE, seed: int = 0) -> SimCX
     return SimCXRGenerator(SimCXRSettings(image_size=size, geometry=geometry), seed=seed, phantom=_STATE["phantom"])
 
 
+def _fixed(geometry: FilmGeometry, raw: bool = False, lungs_only: bool = False, size: int = SIZE) -> _Fixed:
+    """The module's one :class:`_Fixed` generator (built once: building one takes about half a second)."""
+    if "fixed" not in _STATE:
+        _STATE["fixed"] = _Fixed(SimCXRSettings(image_size=SIZE), seed=2, phantom=_STATE["phantom"])
+    return _STATE["fixed"].configure(geometry, raw, lungs_only, size)
+
+
 # an AP film with every wide warp near the end of its range
 STRONG_AP = FilmGeometry(
     view="AP",
@@ -72,9 +79,10 @@ class _Fixed(SimCXRGenerator):
     """A generator whose films all have one given geometry; optionally it shows only the lungs' line integral
     and displays the raw line integral (no exposure, noise or processing)."""
 
-    def __init__(self, geometry: FilmGeometry, raw: bool = False, lungs_only: bool = False, size: int = SIZE) -> None:
-        super().__init__(SimCXRSettings(image_size=size), seed=2, phantom=_STATE["phantom"])
+    def configure(self, geometry: FilmGeometry, raw: bool = False, lungs_only: bool = False, size: int = SIZE):
+        self.settings.image_size = size
         self.fixed, self.raw, self.lungs_only = geometry, raw, lungs_only
+        return self
 
     def _film_geometry(self, pat, follow_up, jitter):  # noqa: ANN001, ANN202 - test double
         return replace(self.fixed)
@@ -211,7 +219,7 @@ class TestNarrowGeometry(unittest.TestCase):
 class TestGroundTruthFollowsImage(unittest.TestCase):
     @parameterized.expand([("Mass",), ("Nodule",), ("Consolidation",), ("Effusion",), ("Atelectasis",)])
     def test_mask_where_the_finding_changed_the_image(self, name: str) -> None:
-        gen = _Fixed(STRONG_AP, raw=True)
+        gen = _fixed(STRONG_AP, raw=True)
         field = _field(STRONG_AP)
         checked = 0
         for pid in (1, 2, 3):
@@ -233,7 +241,7 @@ class TestGroundTruthFollowsImage(unittest.TestCase):
         self.assertGreaterEqual(checked, 2)
 
     def test_cardiomegaly_heart_label(self) -> None:
-        gen = _Fixed(STRONG_AP, raw=True)
+        gen = _fixed(STRONG_AP, raw=True)
         clean, ill = gen.sample(1, 0, findings=[]), gen.sample(1, 0, findings=["Cardiomegaly"])
         mask = ill.masks["Cardiomegaly"]
         changed = (np.abs(ill.image - clean.image) > 1e-3) & _field(STRONG_AP)
@@ -244,7 +252,7 @@ class TestGroundTruthFollowsImage(unittest.TestCase):
     @parameterized.expand([("strong_ap", STRONG_AP), ("pa", replace(STRONG_AP, view="PA", source_distance_mm=1800.0))])
     def test_lung_labels_where_the_lungs_project(self, _: str, geometry: FilmGeometry) -> None:
         """A film of the lungs' line integral alone: the lung labels lie where it is positive."""
-        gen = _Fixed(geometry, raw=True, lungs_only=True)
+        gen = _fixed(geometry, raw=True, lungs_only=True)
         film = gen.sample(4, 0, findings=[])
         inside = _field(geometry)
         lung_path = (film.image > 1e-4) & inside
@@ -282,7 +290,7 @@ class TestBeamAndBreath(unittest.TestCase):
         area = {}
         for view, sid in (("AP", 1000.0), ("PA", 1800.0), ("parallel", None)):
             geometry = replace(plain, view="PA" if view == "parallel" else view, source_distance_mm=sid)
-            film = _Fixed(geometry, size=96).sample(1, 0, findings=[])
+            film = _fixed(geometry, size=96).sample(1, 0, findings=[])
             area[view] = (film.anatomy == HEART).sum()
         self.assertGreater(area["AP"], area["PA"] * 1.06)
         self.assertTrue(area["PA"] <= area["parallel"] <= area["AP"], area)
@@ -293,7 +301,7 @@ class TestBeamAndBreath(unittest.TestCase):
         )
         rows = {}
         for rise in (0.0, 40.0):
-            film = _Fixed(replace(plain, inspiration_mm=rise), raw=True, lungs_only=True).sample(1, 0, findings=[])
+            film = _fixed(replace(plain, inspiration_mm=rise), raw=True, lungs_only=True).sample(1, 0, findings=[])
             lung_rows = np.flatnonzero(film.image.max(axis=1) > 0.05)
             rows[rise] = (lung_rows[0], lung_rows[-1])
         self.assertLessEqual(abs(rows[40.0][0] - rows[0.0][0]), 1)  # apices stay
