@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from .checkpoint import PretrainCheckpoint, latest_checkpoint, load_afire_checkpoint
-from .classification_data import (
+from monai_afire.apps.classification import (
     CLASSIFICATION_DATASETS,
     classification_splits,
     classification_transforms,
@@ -15,23 +14,7 @@ from .classification_data import (
     save_class_names,
     select_classes,
 )
-from .classification_handlers import (
-    AUROCReport,
-    DefinedClassesROCAUCMetric,
-    MeanROCAUC,
-    ProbabilityCSVWriter,
-    image_names,
-    load_model_weights,
-)
-from .distributed import distributed_sampler, get_rank, get_world_size, init_distributed, rank0_only
-from .localization_eval import load_afire_model, localization_cases, prepared_mask, run_localization
-from .loss_history import LossHistory, read_loss_history
-from .nan_guard import NonFiniteLossError, NonFiniteLossGuard
-from .param_groups import weight_decay_param_groups
-from .pretrain_data import check_batch_size, check_image_size, pretraining_records, pretraining_transforms
-from .pretrainer import AMP_DTYPES, AFiRePretrainer, unwrap_model
-from .prototype_freeze import FreezePrototypes
-from .representation_eval import (
+from monai_afire.apps.cohesion import (
     CohesionReport,
     anatomy_label_names,
     cohesion_records,
@@ -40,7 +23,21 @@ from .representation_eval import (
     run_cohesion,
     write_cohesion_report,
 )
-from .schedules import (
+from monai_afire.apps.localization import load_afire_model, localization_cases, prepared_mask, run_localization
+from monai_afire.apps.pretraining import check_batch_size, check_image_size, pretraining_records, pretraining_transforms
+from monai_afire.handlers.checkpoint import PretrainCheckpoint, latest_checkpoint, load_afire_checkpoint
+from monai_afire.handlers.classification import (
+    AUROCReport,
+    DefinedClassesROCAUCMetric,
+    MeanROCAUC,
+    ProbabilityCSVWriter,
+    image_names,
+    load_model_weights,
+)
+from monai_afire.handlers.loss_history import LossHistory, read_loss_history
+from monai_afire.handlers.nan_guard import NonFiniteLossError, NonFiniteLossGuard
+from monai_afire.handlers.prototype_freeze import FreezePrototypes
+from monai_afire.handlers.schedules import (
     LearningRateSchedule,
     WarmupCosineScheduler,
     WeightDecaySchedule,
@@ -48,10 +45,14 @@ from .schedules import (
     scaled_learning_rate,
     total_iterations,
 )
-from .seeding import EpochSeed, RNGStates
-from .teacher_ema import CosineEMAMomentum, TeacherEMA
-from .teacher_export import TeacherEncoderSaver, save_teacher_encoder
-from .token_inference import TokenAnomalyInferer, TokenOutputWriter, token_outputs
+from monai_afire.handlers.seeding import EpochSeed, RNGStates
+from monai_afire.handlers.teacher_ema import CosineEMAMomentum, TeacherEMA
+from monai_afire.handlers.teacher_export import TeacherEncoderSaver, save_teacher_encoder
+from monai_afire.inferers.token_inference import TokenAnomalyInferer, TokenOutputWriter, token_outputs
+from monai_afire.optimizers.param_groups import weight_decay_param_groups
+from monai_afire.utils.distributed import distributed_sampler, get_rank, get_world_size, init_distributed, rank0_only
+
+from .pretrainer import AMP_DTYPES, AFiRePretrainer, unwrap_model
 
 __all__ = [
     "CohesionReport",

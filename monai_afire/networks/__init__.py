@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from monai_afire.inferers.anomaly_maps import anomaly_maps, lesion_probability, token_values_to_image
+
 from .afire import AFiRe, EncoderWithHead
-from .anomaly_maps import anomaly_maps, lesion_probability, token_values_to_image
 from .classifier import AFiReClassifier, build_classifier, layer_decay_param_groups
 from .decoder import AnomalyRemovalDecoder
 from .encoder import VIT_PRESETS, AFiReEncoder

@@ -40,7 +40,7 @@ def plot_loss_curves(
         ValueError: no rows, or none of ``keys`` in them.
     """
     if isinstance(history, (str, os.PathLike)):
-        from monai_afire.engines.loss_history import read_loss_history
+        from monai_afire.handlers.loss_history import read_loss_history
 
         history = read_loss_history(history)
     rows = list(history)

@@ -13,7 +13,7 @@ import torch
 from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata
 
 from monai_afire.engines import latest_checkpoint, read_loss_history
-from tests.engines.test_checkpoint import write_films
+from tests.handlers.test_checkpoint import write_films
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "afire_pretrain"
 CONFIGS = BUNDLE / "configs"

@@ -7,7 +7,7 @@ from ignite.engine import Events
 from monai.engines.utils import IterationEvents
 
 from monai_afire.engines import AFiRePretrainer, TeacherEMA
-from tests.engines.tiny_afire import tiny_batches, tiny_loss, tiny_model, tiny_trainer
+from tests.tiny import tiny_batches, tiny_loss, tiny_model, tiny_trainer
 
 
 class RecordingLoss(torch.nn.Module):

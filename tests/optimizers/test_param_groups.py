@@ -3,7 +3,7 @@ from __future__ import annotations
 import unittest
 
 from monai_afire.engines import weight_decay_param_groups
-from tests.engines.tiny_afire import tiny_model
+from tests.tiny import tiny_model
 
 
 class TestWeightDecayParamGroups(unittest.TestCase):

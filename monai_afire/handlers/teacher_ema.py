@@ -6,7 +6,8 @@ import torch.nn as nn
 from ignite.engine import Engine, Events
 from ignite.handlers import EMAHandler, LambdaStateScheduler
 
-from .pretrainer import unwrap_model
+from monai_afire.engines.pretrainer import unwrap_model
+
 from .schedules import cosine_value, total_iterations
 
 __all__ = ["CosineEMAMomentum", "TeacherEMA"]

@@ -16,7 +16,7 @@ from ignite.engine import Events
 from PIL import Image
 
 from monai_afire.engines import PretrainCheckpoint, latest_checkpoint, load_afire_checkpoint
-from tests.engines.tiny_afire import tiny_model, tiny_trainer
+from tests.tiny import tiny_model, tiny_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +83,7 @@ class TestPretrainCheckpoint(unittest.TestCase):
 def _run(data: Path, ckpt: Path, epochs: int, hang: int = 0) -> subprocess.Popen:
     env = dict(os.environ, AFIRE_TEST_HANG_EPOCH=str(hang), OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.engines.resume_script", str(data), str(ckpt), str(epochs)],
+        [sys.executable, "-m", "tests.handlers.resume_script", str(data), str(ckpt), str(epochs)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

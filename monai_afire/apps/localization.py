@@ -13,14 +13,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from monai_afire.handlers.checkpoint import load_afire_checkpoint
+from monai_afire.inferers.anomaly_maps import anomaly_maps
 from monai_afire.metrics import write_localization_markdown
 from monai_afire.metrics.localization import localization_scores, resized_boxes
 from monai_afire.networks import AFiRe, AFiReEncoder
-from monai_afire.networks.anomaly_maps import anomaly_maps
 from monai_afire.transforms import radiograph_transforms
 from monai_afire.visualize import TokenGradCAM, save_map_gallery
-
-from .checkpoint import load_afire_checkpoint
 
 __all__ = ["localization_cases", "prepared_mask", "load_afire_model", "run_localization"]
 

@@ -10,7 +10,8 @@ import torch.nn as nn
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
-from .pretrainer import unwrap_model
+from monai_afire.engines.pretrainer import unwrap_model
+
 from .seeding import RNGStates
 
 __all__ = ["PretrainCheckpoint", "latest_checkpoint", "load_afire_checkpoint"]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .afire import AFiRe
+from monai_afire.networks.afire import AFiRe
 
 __all__ = ["token_values_to_image", "lesion_probability", "anomaly_maps"]
 

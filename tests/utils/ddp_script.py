@@ -1,4 +1,4 @@
-"""Worker of test_distributed: ``python -m tests.engines.ddp_script OUT_DIR`` trains on 2 gloo processes."""
+"""Worker of test_distributed: ``python -m tests.utils.ddp_script OUT_DIR`` trains on 2 gloo processes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from torch.utils.data import DataLoader
 
 from monai_afire.engines import distributed_sampler, init_distributed
-from tests.engines.tiny_afire import tiny_batches, tiny_model, tiny_trainer
+from tests.tiny import tiny_batches, tiny_model, tiny_trainer
 
 EPOCHS = 2
 GLOBAL_BATCH = 4

@@ -11,7 +11,7 @@ import torch.nn as nn
 from ignite.engine import Engine, Events
 from monai.inferers import Inferer
 
-from .pretrainer import unwrap_model
+from monai_afire.engines.pretrainer import unwrap_model
 
 __all__ = ["TokenAnomalyInferer", "TokenOutputWriter", "token_outputs"]
 

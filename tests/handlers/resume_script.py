@@ -1,4 +1,4 @@
-"""Training run used by test_resume: ``python -m tests.engines.resume_script DATA_DIR CKPT_DIR EPOCHS``.
+"""Training run used by test_resume: ``python -m tests.handlers.resume_script DATA_DIR CKPT_DIR EPOCHS``.
 
 With ``AFIRE_TEST_HANG_EPOCH=E`` set, the run writes ``CKPT_DIR/hanging`` after the first iteration of epoch E and
 sleeps, so the test can SIGKILL it mid-epoch. At the end it saves the model state to ``CKPT_DIR/final.pt``.
@@ -16,7 +16,7 @@ from ignite.engine import Events
 from monai.data import DataLoader, Dataset
 
 from monai_afire.engines import EpochSeed, PretrainCheckpoint, pretraining_records, pretraining_transforms
-from tests.engines.tiny_afire import tiny_model, tiny_trainer
+from tests.tiny import tiny_model, tiny_trainer
 
 
 def main(data_dir: str, ckpt_dir: str, epochs: int) -> None:

@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 from ignite.engine import Engine, Events
 
-from .distributed import get_rank
-from .pretrainer import unwrap_model
+from monai_afire.engines.pretrainer import unwrap_model
+from monai_afire.utils.distributed import get_rank
 
 __all__ = ["TeacherEncoderSaver", "save_teacher_encoder"]
 

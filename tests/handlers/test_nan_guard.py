@@ -8,7 +8,7 @@ import torch
 from ignite.engine import Events
 
 from monai_afire.engines import NonFiniteLossError, NonFiniteLossGuard, PretrainCheckpoint, latest_checkpoint
-from tests.engines.tiny_afire import tiny_model, tiny_trainer
+from tests.tiny import tiny_model, tiny_trainer
 
 
 class NaNAfter(torch.nn.Module):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from monai_afire.engines import distributed_sampler, get_rank, get_world_size, rank0_only
-from tests.engines.ddp_script import train
+from tests.utils.ddp_script import train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +39,7 @@ class TestTwoProcessGloo(unittest.TestCase):
             for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
                 env.pop(k, None)
             done = subprocess.run(
-                [sys.executable, "-m", "tests.engines.ddp_script", tmp, _free_port()],
+                [sys.executable, "-m", "tests.utils.ddp_script", tmp, _free_port()],
                 cwd=ROOT,
                 env=env,
                 capture_output=True,
@@ -59,7 +59,7 @@ class TestTwoProcessGloo(unittest.TestCase):
 
 
 def tiny_trainer_teacher() -> dict[str, torch.Tensor]:
-    from tests.engines.tiny_afire import tiny_model
+    from tests.tiny import tiny_model
 
     return {k: v.clone() for k, v in tiny_model(seed=0).teacher.state_dict().items()}
 

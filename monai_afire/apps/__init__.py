@@ -1,0 +1,1 @@
+"""apps of monai-afire."""

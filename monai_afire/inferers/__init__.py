@@ -1,0 +1,1 @@
+"""inferers of monai-afire."""
