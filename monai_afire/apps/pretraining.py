@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from monai.transforms import Compose, EnsureTyped
 
-__all__ = ["check_batch_size", "check_image_size", "pretraining_records", "pretraining_transforms"]
-
-
-def check_image_size(image_size: int | Sequence[int], patch_size: int | Sequence[int]) -> None:
-    """Raise ValueError unless every side of ``image_size`` is a positive multiple of ``patch_size``."""
-    sizes = [int(image_size)] if isinstance(image_size, (int, float)) else [int(s) for s in image_size]
-    patches = [int(patch_size)] * len(sizes) if isinstance(patch_size, (int, float)) else [int(p) for p in patch_size]
-    if len(patches) != len(sizes):
-        raise ValueError(f"image_size {image_size} and patch_size {patch_size} have different lengths.")
-    for s, p in zip(sizes, patches):
-        if p < 1 or s < p or s % p:
-            raise ValueError(
-                f"image_size {image_size} must be a positive multiple of patch_size {patch_size} "
-                f"(e.g. {max(p, 1) * max(1, round(s / max(p, 1)))})."
-            )
+__all__ = ["check_batch_size", "pretraining_records", "pretraining_transforms"]
 
 
 def check_batch_size(num_images: int, batch_size: int, world_size: int = 1, drop_last: bool = True) -> None:

@@ -6,7 +6,7 @@ import torch.nn as nn
 from ignite.engine import Engine
 from monai.engines.utils import IterationEvents
 
-from monai_afire.engines.pretrainer import unwrap_model
+from monai_afire.utils.wrappers import unwrap_model
 
 __all__ = ["FreezePrototypes"]
 

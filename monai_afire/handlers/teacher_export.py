@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 from ignite.engine import Engine, Events
 
-from monai_afire.engines.pretrainer import unwrap_model
 from monai_afire.utils.distributed import get_rank
+from monai_afire.utils.wrappers import unwrap_model
 
 __all__ = ["TeacherEncoderSaver", "save_teacher_encoder"]
 

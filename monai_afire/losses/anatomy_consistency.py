@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.loss import _Loss
 
-from .distributed import all_reduce_, distributed_ready
+from monai_afire.utils.distributed import all_reduce_, distributed_ready
+
 from .sinkhorn import sinkhorn_knopp
 
 __all__ = ["AnatomyConsistencyLoss"]

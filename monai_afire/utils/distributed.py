@@ -1,4 +1,4 @@
-"""Distributed pre-training helpers: process group from the ``torchrun`` environment, samplers, rank-0 handlers."""
+"""Distributed helpers, no-ops in a single process: process group from ``torchrun``, all-reduce, samplers, rank 0."""
 
 from __future__ import annotations
 
@@ -11,17 +11,37 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-__all__ = ["distributed_sampler", "get_rank", "get_world_size", "init_distributed", "rank0_only"]
+__all__ = [
+    "all_reduce_",
+    "distributed_ready",
+    "distributed_sampler",
+    "get_rank",
+    "get_world_size",
+    "init_distributed",
+    "rank0_only",
+]
+
+
+def distributed_ready() -> bool:
+    """True when torch.distributed is available and a default process group is initialised."""
+    return dist.is_available() and dist.is_initialized()
 
 
 def get_rank() -> int:
     """Rank of this process (0 without an initialised process group)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return dist.get_rank() if distributed_ready() else 0
 
 
 def get_world_size() -> int:
     """Number of processes (1 without an initialised process group)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    return dist.get_world_size() if distributed_ready() else 1
+
+
+def all_reduce_(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """All-reduce ``tensor`` in place (``op`` "sum" or "max") when a process group exists; return it."""
+    if distributed_ready():
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return tensor
 
 
 def init_distributed(backend: str | None = None) -> torch.device:
