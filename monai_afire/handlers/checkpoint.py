@@ -10,11 +10,11 @@ import torch.nn as nn
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
-from monai_afire.engines.pretrainer import unwrap_model
+from monai_afire.utils.wrappers import unwrap_model
 
 from .seeding import RNGStates
 
-__all__ = ["PretrainCheckpoint", "latest_checkpoint", "load_afire_checkpoint"]
+__all__ = ["PretrainCheckpoint", "latest_checkpoint"]
 
 PREFIX = "afire"
 
@@ -27,40 +27,6 @@ def latest_checkpoint(directory: str | Path, prefix: str = PREFIX) -> Path | Non
         if step.isdigit():
             found.append((int(step), path))
     return max(found)[1] if found else None
-
-
-def load_afire_checkpoint(network: nn.Module, checkpoint: str | Path | None, map_location: Any = "cpu") -> nn.Module:
-    """Load the ``model`` entry of a pre-training checkpoint (or a bare AFiRe state dict) into ``network``.
-
-    Args:
-        network: an AFiRe model of the architecture that was trained.
-        checkpoint: the checkpoint file (e.g. :func:`latest_checkpoint` of the bundle's ``models`` folder).
-        map_location: device the tensors are loaded to.
-
-    Returns:
-        ``network`` with the weights loaded.
-
-    Raises:
-        ValueError: no checkpoint given/found, or its tensors do not fit ``network`` (names the mismatching keys).
-    """
-    if checkpoint is None or not Path(checkpoint).is_file():
-        raise ValueError(f"load_afire_checkpoint: no checkpoint file at {checkpoint}; train first or pass its path.")
-    state = torch.load(checkpoint, map_location=map_location, weights_only=True)
-    state = state.get("model", state) if isinstance(state, dict) else state
-    own = unwrap_model(network).state_dict()
-    wrong = [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in state.items()
-        if k in own and hasattr(v, "shape") and v.shape != own[k].shape
-    ]
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if wrong or missing or unexpected:
-        raise ValueError(
-            f"load_afire_checkpoint: {checkpoint} was written for another architecture; shape mismatches "
-            f"{wrong[:5]}, missing keys {missing[:5]}, unexpected keys {unexpected[:5]}."
-        )
-    unwrap_model(network).load_state_dict(state)
-    return network
 
 
 class PretrainCheckpoint:

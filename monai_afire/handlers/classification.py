@@ -22,7 +22,6 @@ __all__ = [
     "MeanROCAUC",
     "AUROCReport",
     "ProbabilityCSVWriter",
-    "load_model_weights",
     "image_names",
 ]
 
@@ -194,39 +193,3 @@ def _write_rows(path: Path, header: list[str], names: Sequence[str], values: np.
         writer.writerow(header)
         for name, row in zip(names, values):
             writer.writerow([name, *(f"{v:.6g}" for v in row)])
-
-
-def load_model_weights(model: torch.nn.Module, path: str | os.PathLike, key: str | None = None) -> torch.nn.Module:
-    """Load a state dict saved by ``CheckpointSaver`` (or ``torch.save``) into ``model`` and return the model.
-
-    Args:
-        model: the network (e.g. the classifier of the bundle's config).
-        path: checkpoint file, read with ``weights_only=True`` onto the CPU.
-        key: entry holding the state dict when the file saved several objects (e.g. ``"model"``); None to use the
-            file as the state dict, or its ``"model"`` entry when it has one.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: the weights do not fit ``model`` (names the first differing keys or shapes).
-    """
-    source = os.fspath(path)
-    if not os.path.isfile(source):
-        raise FileNotFoundError(f"load_model_weights: no checkpoint at {source!r}; train the model first.")
-    state = torch.load(source, map_location="cpu", weights_only=True)
-    if key is not None:
-        if key not in state:
-            raise ValueError(f"load_model_weights: {source} has no entry {key!r} (entries: {sorted(state)[:8]}).")
-        state = state[key]
-    elif isinstance(state.get("model"), dict):
-        state = state["model"]
-    own = model.state_dict()
-    wrong = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own and
-             v.shape != own[k].shape]  # fmt: skip
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if wrong or missing or unexpected:
-        raise ValueError(
-            f"load_model_weights: {source} does not fit the configured model: shape mismatches {wrong[:3]}, "
-            f"missing {missing[:3]}, unexpected {unexpected[:3]}."
-        )
-    model.load_state_dict(state)
-    return model
