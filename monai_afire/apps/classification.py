@@ -16,14 +16,13 @@ from typing import Any
 import numpy as np
 from monai.transforms import Compose, EnsureTyped, RandAffined, SelectItemsd
 
-from monai_afire.data import label_fraction_split, load_dataset, load_image_folder
+from monai_afire.data import holdout_split, label_fraction_split, load_dataset, load_image_folder
 from monai_afire.transforms import radiograph_transforms
 
 __all__ = [
     "CLASSIFICATION_DATASETS",
     "dataset_classes",
     "select_classes",
-    "holdout_split",
     "classification_splits",
     "label_prevalence",
     "classification_transforms",
@@ -78,26 +77,6 @@ def select_classes(
             rec["label"] = np.asarray(rec["label"], dtype=np.float32)[index]
         out.append(rec)
     return out, wanted
-
-
-def holdout_split(
-    records: Sequence[dict[str, Any]], fraction: float, seed: int = 0, group_by: str = "patient_id"
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split ``records`` into (kept, held out), holding out about ``fraction`` of the patients (whole patients).
-
-    Records without ``group_by`` count as one patient each. ``fraction`` 0 holds out nothing.
-    """
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"holdout_split: fraction must be in [0, 1), got {fraction}.")
-    keys = [r.get(group_by, f"__record_{i}") for i, r in enumerate(records)]
-    patients = sorted(set(map(str, keys)))
-    count = int(round(fraction * len(patients)))
-    if fraction > 0 and count == 0 and len(patients) > 1:
-        count = 1
-    held = set(np.random.default_rng(seed).permutation(patients)[:count].tolist())
-    kept = [r for r, k in zip(records, keys) if str(k) not in held]
-    out = [r for r, k in zip(records, keys) if str(k) in held]
-    return kept, out
 
 
 def classification_splits(
