@@ -13,11 +13,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from monai_afire.handlers.checkpoint import load_afire_checkpoint
 from monai_afire.inferers.anomaly_maps import anomaly_maps
 from monai_afire.metrics import write_localization_markdown
 from monai_afire.metrics.localization import localization_scores, resized_boxes
-from monai_afire.networks import AFiRe, AFiReEncoder
+from monai_afire.networks import AFiRe, AFiReEncoder, load_afire_checkpoint
 from monai_afire.transforms import radiograph_transforms
 from monai_afire.visualize import TokenGradCAM, save_map_gallery
 
@@ -96,14 +95,16 @@ def run_localization(
     map_threshold: float = 0.5,
     max_figures: int = 8,
     max_cases: int | None = None,
+    afire_network: str = "student",
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Compute the maps of every (image, finding) case with boxes and score them.
 
     Grad-CAM (:class:`~monai_afire.visualize.TokenGradCAM`) uses the classifier's output of the case's finding; the
-    AFiRe maps (lesion-prototype probability and restoration residual, :func:`~monai_afire.networks.anomaly_maps`)
-    need no label at all. For each method, ``localization_<method>.md`` holds one row per finding and an ``all``
-    row (pointing game, box hit rate at each IoU, pixel AUROC where masks exist) and ``localization_<method>.png``
-    shows the first ``max_figures`` cases with their boxes; ``localization.md`` gathers the ``all`` rows.
+    AFiRe maps (lesion-prototype probability and restoration residual, :func:`~monai_afire.inferers.anomaly_maps`
+    of the ``afire_network`` branch) need no label at all. For each method, ``localization_<method>.md`` holds one
+    row per finding and an ``all`` row (pointing game, box hit rate at each IoU, pixel AUROC where masks exist) and
+    ``localization_<method>.png`` shows the first ``max_figures`` cases with their boxes; ``localization.md``
+    gathers the ``all`` rows.
 
     Args:
         records: reader records with ``boxes``/``box_labels`` (records without boxes are skipped).
@@ -118,6 +119,8 @@ def run_localization(
         map_threshold: fraction of each map's range above which pixels form its predicted box.
         max_figures: cases drawn per figure.
         max_cases: score only the first cases (None: all).
+        afire_network: the AFiRe branch whose lesion probability and tokens give the label-free maps, ``"student"``
+            (the branch the decoder was trained with) or ``"teacher"``.
 
     Returns:
         ``{method: {finding: scores}}`` as written.
@@ -152,7 +155,7 @@ def run_localization(
             maps["gradcam"].append(cam(batch, class_idx=case["class_index"])[0, 0].T.detach().cpu().numpy())
         if afire_model is not None:
             if case["image"] not in cached:
-                out = anomaly_maps(afire_model.to(device), batch)
+                out = anomaly_maps(afire_model.to(device), batch, network=afire_network)
                 cached[case["image"]] = {m: out[m][0, 0].T.cpu().numpy() for m in METHODS[1:]}
             for m in METHODS[1:]:
                 maps[m].append(cached[case["image"]][m])

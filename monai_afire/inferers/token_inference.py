@@ -1,4 +1,5 @@
-"""Token features and per-token anomaly maps of the pre-trained teacher, and a handler that saves them."""
+"""Token features and per-token anomaly maps of a pre-trained AFiRe model (teacher by default), and a handler that
+saves them."""
 
 from __future__ import annotations
 
@@ -11,47 +12,54 @@ import torch.nn as nn
 from ignite.engine import Engine, Events
 from monai.inferers import Inferer
 
-from monai_afire.engines.pretrainer import unwrap_model
+from .anomaly_maps import _branch, _lesion_probability
 
 __all__ = ["TokenAnomalyInferer", "TokenOutputWriter", "token_outputs"]
 
 
 @torch.no_grad()
-def token_outputs(model: nn.Module, images: torch.Tensor, temperature: float = 0.1) -> dict[str, torch.Tensor]:
-    """Teacher token features and per-token anomaly scores of ``images``.
+def token_outputs(
+    model: nn.Module, images: torch.Tensor, temperature: float = 0.1, network: str = "teacher"
+) -> dict[str, torch.Tensor]:
+    """Token features and per-token anomaly scores of ``images``.
 
-    The anomaly score of a token is the probability of the shared lesion prototype under
-    ``softmax(logits / temperature)`` over the K position prototypes plus the lesion one (the category-consistency
-    prototype, DESIGN.md section 1 step 5): no labels needed.
+    The anomaly score of a token is its lesion probability (see :func:`monai_afire.inferers.lesion_probability`):
+    no labels needed.
 
     Args:
-        model: a trained :class:`monai_afire.networks.AFiRe` (its teacher is used).
+        model: a trained :class:`monai_afire.networks.AFiRe` (DDP/compile wrappers are unwrapped).
         images: (B, C, *spatial) in [0, 1].
         temperature: the student temperature used in training.
+        network: ``"teacher"`` (the encoder kept after pre-training) or ``"student"``.
 
     Returns:
         ``features`` (B, L, D) and ``anomaly`` (B, *grid_size) in [0, 1].
     """
-    teacher = unwrap_model(model).teacher
-    tokens = teacher.patch_tokens(images)
-    logits = teacher.head(tokens, with_lesion=True)
-    anomaly = torch.softmax(logits.float() / temperature, dim=-1)[..., -1]
-    grid = tuple(teacher.encoder.grid_size)
+    branch = _branch(model, network, "token_outputs")
+    tokens = branch.patch_tokens(images)
+    anomaly = _lesion_probability(branch, tokens, temperature, "token_outputs")
+    grid = tuple(branch.encoder.grid_size)
     return {"features": tokens, "anomaly": anomaly.reshape(anomaly.shape[0], *grid)}
 
 
 class TokenAnomalyInferer(Inferer):
-    """MONAI inferer: ``network`` (an AFiRe model) -> dict of :func:`token_outputs`."""
+    """MONAI inferer: ``network`` (an AFiRe model) -> dict of :func:`token_outputs`.
 
-    def __init__(self, temperature: float = 0.1) -> None:
+    Args:
+        temperature: the student temperature used in training.
+        network: the branch of the model to read, ``"teacher"`` or ``"student"``.
+    """
+
+    def __init__(self, temperature: float = 0.1, network: str = "teacher") -> None:
         super().__init__()
         self.temperature = float(temperature)
+        self.network = network
 
     def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
         """Token features and anomaly maps of ``inputs``."""
         if hasattr(inputs, "as_tensor"):
             inputs = inputs.as_tensor()
-        return token_outputs(network, inputs, self.temperature)
+        return token_outputs(network, inputs, self.temperature, self.network)
 
 
 class TokenOutputWriter:
