@@ -1,12 +1,11 @@
-"""Teacher EMA handler: Ignite's EMAHandler updating ``model.teacher``, with AFiRe's cosine momentum schedule."""
+"""Teacher EMA handler: :meth:`AFiRe.update_teacher` after every optimiser step, with AFiRe's cosine momentum."""
 
 from __future__ import annotations
 
 import torch.nn as nn
 from ignite.engine import Engine, Events
-from ignite.handlers import EMAHandler, LambdaStateScheduler
 
-from monai_afire.engines.pretrainer import unwrap_model
+from monai_afire.utils.wrappers import unwrap_model
 
 from .schedules import cosine_value, total_iterations
 
@@ -14,22 +13,31 @@ __all__ = ["CosineEMAMomentum", "TeacherEMA"]
 
 
 class CosineEMAMomentum:
-    """Ignite's EMA momentum (1 - teacher momentum) for event ``i``: teacher momentum cosine ``start`` -> ``end``."""
+    """Cosine schedule of the teacher momentum, from ``start`` at event 1 to ``end`` at event ``total``.
+
+    Called with an event index it gives Ignite's EMA momentum, the student's weight ``1 - teacher momentum`` (for
+    :class:`ignite.handlers.EMAHandler`); :meth:`teacher` gives the teacher momentum itself.
+    """
 
     def __init__(self, total: int, start: float = 0.996, end: float = 1.0) -> None:
         self.total, self.start, self.end = int(total), float(start), float(end)
 
+    def teacher(self, event_index: int) -> float:
+        """Teacher momentum at event ``event_index`` (1-based; constant after ``total``)."""
+        return cosine_value(event_index - 1, self.total - 1, self.start, self.end)
+
     def __call__(self, event_index: int) -> float:
-        return 1.0 - cosine_value(event_index - 1, self.total - 1, self.start, self.end)
+        return 1.0 - self.teacher(event_index)
 
 
 class TeacherEMA:
     """Exponential moving average of the student into the teacher after every optimiser step.
 
-    Uses :class:`ignite.handlers.EMAHandler` on ``model.student`` with ``ema_model`` pointed at ``model.teacher``;
-    Ignite's momentum is 1 minus AFiRe's, scheduled per iteration by a
-    :class:`ignite.handlers.LambdaStateScheduler` (teacher momentum cosine from ``momentum`` to ``final_momentum``).
-    The current Ignite momentum is ``engine.state.ema_momentum``.
+    At each ``ITERATION_COMPLETED`` it calls ``model.update_teacher(m)`` (the one EMA step of the project, see
+    :meth:`monai_afire.networks.AFiRe.update_teacher`) with the teacher momentum ``m`` of :class:`CosineEMAMomentum`
+    at the engine's iteration, a cosine from ``momentum`` to ``final_momentum`` over the run. The schedule follows
+    ``engine.state.iteration``, so a run resumed from a checkpoint continues it exactly. ``engine.state.ema_momentum``
+    holds the student's weight ``1 - m`` of the last step (Ignite's EMA convention).
 
     Args:
         model: the AFiRe model (a DDP/compile wrapper is unwrapped).
@@ -41,26 +49,20 @@ class TeacherEMA:
         if not 0.0 < momentum <= final_momentum <= 1.0:
             raise ValueError(f"TeacherEMA: need 0 < momentum <= final_momentum <= 1, got {momentum}, {final_momentum}.")
         model = unwrap_model(model)
-        if not hasattr(model, "student") or not hasattr(model, "teacher"):
+        if not callable(getattr(model, "update_teacher", None)):
             raise ValueError(
-                f"TeacherEMA: expected an AFiRe model with student and teacher, got {type(model).__name__}."
+                f"TeacherEMA: expected an AFiRe model with student, teacher and update_teacher(), "
+                f"got {type(model).__name__}."
             )
+        self.model = model
         self.momentum, self.final_momentum = float(momentum), float(final_momentum)
-        self.ema = EMAHandler(model.student, momentum=1.0 - self.momentum if momentum < 1 else 1e-12)
-        self.ema.ema_model = model.teacher  # update the model's own teacher, not a private copy
-        self.scheduler: LambdaStateScheduler | None = None
 
     def attach(self, engine: Engine) -> None:
-        """Register on ``engine``: the momentum scheduler first, then the EMA update, both at ITERATION_COMPLETED."""
-        engine.add_event_handler(Events.STARTED, self._start)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._schedule)
-        self.ema.attach(engine, name="ema_momentum", warn_if_exists=False)
+        """Register on ``engine`` at ``ITERATION_COMPLETED``."""
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
-    def _start(self, engine: Engine) -> None:
-        lam = CosineEMAMomentum(total_iterations(engine), self.momentum, self.final_momentum)
-        self.scheduler = LambdaStateScheduler(lam, param_name="ema_momentum", create_new=True)
-
-    def _schedule(self, engine: Engine) -> None:
-        # driven by the engine's iteration (restored from checkpoints); the scheduler increments before evaluating
-        self.scheduler.event_index = int(engine.state.iteration) - 1  # type: ignore[union-attr]
-        self.scheduler(engine)  # type: ignore[misc]
+    def __call__(self, engine: Engine) -> None:
+        schedule = CosineEMAMomentum(total_iterations(engine), self.momentum, self.final_momentum)
+        iteration = int(engine.state.iteration)
+        engine.state.ema_momentum = schedule(iteration)
+        self.model.update_teacher(schedule.teacher(iteration))
