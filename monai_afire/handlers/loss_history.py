@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
 import torch
 from ignite.engine import Engine, Events
 
-__all__ = ["LossHistory", "read_loss_history"]
+from monai_afire.visualize.curves import read_loss_history
+
+__all__ = ["LossHistory"]
 
 
 class LossHistory:
@@ -85,19 +86,3 @@ class LossHistory:
             if new:
                 writer.writeheader()
             writer.writerow({k: int(v) if k in ("epoch", "iteration") else v for k, v in row.items()})
-
-
-def read_loss_history(path: str | Path) -> list[dict[str, float]]:
-    """Rows of a :class:`LossHistory` CSV file as dicts of floats.
-
-    Raises:
-        ValueError: when the file is missing or has no ``epoch`` column.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"read_loss_history: {path} does not exist.")
-    with open(path, newline="") as f:
-        rows = [{k: float(v) if v not in ("", None) else math.nan for k, v in r.items()} for r in csv.DictReader(f)]
-    if rows and "epoch" not in rows[0]:
-        raise ValueError(f"read_loss_history: {path} has no 'epoch' column.")
-    return rows
