@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .bundles import BUNDLES, bundle_dir
 from .classification import (
     CLASSIFICATION_DATASETS,
     classification_splits,
@@ -16,6 +17,8 @@ from .localization import load_afire_model, localization_cases, run_localization
 from .pretraining import check_batch_size, pretraining_records, pretraining_transforms
 
 __all__ = [
+    "BUNDLES",
+    "bundle_dir",
     "CLASSIFICATION_DATASETS",
     "anatomy_label_names",
     "check_batch_size",
