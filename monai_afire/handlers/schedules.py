@@ -91,7 +91,7 @@ class _IterationSynced:
 
 
 class LearningRateSchedule(_IterationSynced):
-    """Learning rate per iteration: linear warm-up to ``lr`` then cosine to ``min_lr`` (DESIGN.md section 1 step 6).
+    """Learning rate per iteration: linear warm-up to ``lr`` then cosine to ``min_lr`` (AFiRe's update rule).
 
     Args:
         optimizer: the optimiser (all parameter groups get the learning rate).
@@ -121,7 +121,7 @@ class WeightDecaySchedule(_IterationSynced):
         optimizer: the optimiser.
         start: initial weight decay (0.04 in the paper).
         end: final weight decay (0.4).
-        param_group_index: the decayed group (0 with :func:`monai_afire.engines.weight_decay_param_groups`);
+        param_group_index: the decayed group (0 with :func:`monai_afire.optimizers.weight_decay_param_groups`);
             other groups keep their value (0 for biases and norms).
     """
 

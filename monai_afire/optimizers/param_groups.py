@@ -20,7 +20,7 @@ def weight_decay_param_groups(model: nn.Module, weight_decay: float = 0.04) -> l
     Returns:
         ``[{"params": decayed, "weight_decay": weight_decay, "name": "decay"},
         {"params": others, "weight_decay": 0.0, "name": "no_decay"}]``; the decayed group is always index 0, which
-        :class:`monai_afire.engines.WeightDecaySchedule` relies on.
+        :class:`monai_afire.handlers.WeightDecaySchedule` relies on.
 
     Raises:
         ValueError: when the model has no trainable parameters.
