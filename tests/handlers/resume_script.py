@@ -15,7 +15,8 @@ import torch
 from ignite.engine import Events
 from monai.data import DataLoader, Dataset
 
-from monai_afire.engines import EpochSeed, PretrainCheckpoint, pretraining_records, pretraining_transforms
+from monai_afire.apps import pretraining_records, pretraining_transforms
+from monai_afire.handlers import EpochSeed, PretrainCheckpoint
 from tests.tiny import tiny_model, tiny_trainer
 
 

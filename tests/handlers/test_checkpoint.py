@@ -9,27 +9,15 @@ import time
 import unittest
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from ignite.engine import Events
-from PIL import Image
 
-from monai_afire.engines import PretrainCheckpoint, latest_checkpoint, load_afire_checkpoint
-from tests.tiny import tiny_model, tiny_trainer
+from monai_afire.handlers import PretrainCheckpoint, latest_checkpoint
+from monai_afire.networks import load_afire_checkpoint
+from tests.tiny import tiny_model, tiny_trainer, write_films
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def write_films(folder: Path, n: int = 8, size: int = 32) -> None:
-    """Radiograph-like PNGs: a bright body ellipse with noise on a dark background."""
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    yy, xx = np.mgrid[:size, :size] / size
-    for i in range(n):
-        body = ((xx - 0.5) / 0.4) ** 2 + ((yy - 0.5) / 0.45) ** 2 < 1
-        img = body * (120 + 60 * rng.random((size, size))) + 10 * rng.random((size, size))
-        Image.fromarray(img.astype(np.uint8)).save(folder / f"film_{i}.png")
 
 
 class TestPretrainCheckpoint(unittest.TestCase):

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from ignite.engine import Events
 
-from monai_afire.engines import NonFiniteLossError, NonFiniteLossGuard, PretrainCheckpoint, latest_checkpoint
+from monai_afire.handlers import NonFiniteLossError, NonFiniteLossGuard, PretrainCheckpoint, latest_checkpoint
 from tests.tiny import tiny_model, tiny_trainer
 
 

@@ -7,13 +7,9 @@ import torch
 from ignite.engine import Engine, Events
 from parameterized import parameterized
 
-from monai_afire.engines import (
-    CosineEMAMomentum,
-    LearningRateSchedule,
-    WeightDecaySchedule,
-    cosine_value,
-    scaled_learning_rate,
-)
+from monai_afire.handlers import LearningRateSchedule, WeightDecaySchedule, scaled_learning_rate
+from monai_afire.handlers.schedules import cosine_value
+from monai_afire.handlers.teacher_ema import CosineEMAMomentum
 
 
 def _optimizer():

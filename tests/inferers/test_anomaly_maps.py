@@ -5,7 +5,8 @@ from unittest import mock
 
 import torch
 
-from monai_afire.networks import AFiRe, AFiReEncoder, anomaly_maps, lesion_probability, token_values_to_image
+from monai_afire.inferers import anomaly_maps, lesion_probability, token_values_to_image
+from monai_afire.networks import AFiRe, AFiReEncoder
 
 ENCODER = {"arch": "vit_tiny", "img_size": 16, "patch_size": 4, "hidden_size": 16, "num_layers": 1, "num_heads": 2}
 HEAD = {"num_prototypes": 8, "head_hidden_dim": 16, "head_bottleneck_dim": 8, "decoder_dim": 16, "decoder_depth": 1}
@@ -77,6 +78,22 @@ class TestAnomalyMaps(unittest.TestCase):
         self.assertEqual(torch.nonzero(masks[0][0]).flatten().tolist(), [LESION_TOKEN])
         peak = torch.nonzero(out["lesion_probability"][0, 0] == out["lesion_probability"][0, 0].max())
         self.assertTrue(((peak[:, 0] >= 4) & (peak[:, 0] < 8) & (peak[:, 1] >= 8) & (peak[:, 1] < 12)).all())
+
+    def test_network_choice(self):
+        model = _model()
+        x = torch.rand(2, 1, 16, 16)
+        with torch.no_grad():
+            model.teacher.head.lesion_prototype.add_(1.0)  # teacher and student differ
+            for network in ("student", "teacher"):
+                branch = getattr(model, network)
+                logits = branch.head(branch.patch_tokens(x), with_lesion=True)
+                expected = torch.softmax(logits / 0.1, dim=-1)[..., -1]
+                torch.testing.assert_close(lesion_probability(model, x, network=network), expected)
+                out = anomaly_maps(model, x, network=network)
+                torch.testing.assert_close(out["token_probability"], expected)
+        self.assertFalse(torch.allclose(lesion_probability(model, x), lesion_probability(model, x, network="teacher")))
+        with self.assertRaisesRegex(ValueError, "network must be one of"):
+            lesion_probability(model, x, network="ema")
 
     def test_bad_input(self):
         with self.assertRaisesRegex(ValueError, "AFiRe model"):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import unittest
 
-from monai_afire.engines import weight_decay_param_groups
+from monai_afire.optimizers import weight_decay_param_groups
 from tests.tiny import tiny_model
 
 

@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.utils.data import DataLoader
 
-from monai_afire.engines import distributed_sampler, init_distributed
+from monai_afire.utils import distributed_sampler, init_distributed
 from tests.tiny import tiny_batches, tiny_model, tiny_trainer
 
 EPOCHS = 2

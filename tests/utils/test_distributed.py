@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from monai_afire.engines import distributed_sampler, get_rank, get_world_size, rank0_only
+from monai_afire.utils import distributed_sampler, get_rank, get_world_size, rank0_only
 from tests.utils.ddp_script import train
 
 ROOT = Path(__file__).resolve().parents[2]
