@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 import unittest
-from pathlib import Path
 
 import numpy as np
 from parameterized import parameterized
@@ -18,6 +16,7 @@ from monai_afire.apps import (
     save_class_names,
 )
 from monai_afire.apps.classification import select_classes
+from tests.tiny import TmpDirTestCase
 
 
 def _records(n: int = 20) -> list[dict]:
@@ -27,14 +26,7 @@ def _records(n: int = 20) -> list[dict]:
     ]
 
 
-class TestClassificationData(unittest.TestCase):
-    def setUp(self):
-        self._tmp = tempfile.TemporaryDirectory()
-        self.tmp = Path(self._tmp.name)
-
-    def tearDown(self):
-        self._tmp.cleanup()
-
+class TestClassificationData(TmpDirTestCase):
     def test_select_classes_reorders_columns_and_keeps_keys(self):
         records = _records(4)
         out, names = select_classes(records, ["A", "B", "C"], ["B", "A"])

@@ -20,13 +20,19 @@ from tests.tiny import tiny_model, tiny_trainer, write_films
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _trained(folder: Path | str, max_epochs: int):
+    """A tiny model trained for ``max_epochs`` with checkpoints in ``folder``."""
+    model = tiny_model()
+    trainer = tiny_trainer(model, max_epochs=max_epochs)
+    PretrainCheckpoint(folder, model, trainer.optimizer, trainer.loss_function).attach(trainer)
+    trainer.run()
+    return model, trainer
+
+
 class TestPretrainCheckpoint(unittest.TestCase):
     def test_save_contents_and_resume_objects(self):
         with tempfile.TemporaryDirectory() as tmp:
-            model = tiny_model()
-            trainer = tiny_trainer(model, max_epochs=2)
-            PretrainCheckpoint(tmp, model, trainer.optimizer, trainer.loss_function).attach(trainer)
-            trainer.run()
+            _trained(tmp, max_epochs=2)
             path = latest_checkpoint(tmp)
             self.assertEqual(path.name, "afire_checkpoint_4.pt")
             self.assertFalse([p for p in Path(tmp).iterdir() if not p.name.endswith(".pt")])  # no temporary files
@@ -50,10 +56,7 @@ class TestPretrainCheckpoint(unittest.TestCase):
 
     def test_other_architecture(self):
         with tempfile.TemporaryDirectory() as tmp:
-            model = tiny_model()
-            trainer = tiny_trainer(model, max_epochs=1)
-            PretrainCheckpoint(tmp, model, trainer.optimizer, trainer.loss_function).attach(trainer)
-            trainer.run()
+            model, _ = _trained(tmp, max_epochs=1)
             wider = tiny_model(hidden=48)
             with self.assertRaisesRegex(ValueError, "another architecture"):
                 load_afire_checkpoint(wider, latest_checkpoint(tmp))
