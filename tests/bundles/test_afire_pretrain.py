@@ -163,7 +163,8 @@ class TestWiring(unittest.TestCase):
             parser = ConfigParser()
             parser.read_config([str(CONFIGS / "train.json"), str(CONFIGS / "demo.json")])
             parser.update({**TINY, "dataset_dir": str(tmp / "films"), "dataset_reader": "folder",
-                           "dataset_reader_kwargs": {}, "batch_size": 2, "replace_prototypes_epochs": 3})  # fmt: skip
+                           "dataset_reader_kwargs": {}, "batch_size": 2, "replace_prototypes_epochs": 3,
+                           "ckpt_dir": str(tmp / "models"), "output_dir": str(tmp / "eval")})  # fmt: skip
             for expression in parser.get_parsed_content("initialize"):
                 self.assertIsNone(expression)
             trainer = parser.get_parsed_content("train#trainer")
