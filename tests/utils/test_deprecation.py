@@ -81,6 +81,9 @@ class TestDeprecatedModules(unittest.TestCase):
         with self.assertWarnsRegex(DeprecationWarning, "use monai_afire.optimizers.layer_decay_param_groups"):
             from monai_afire.networks.classifier import layer_decay_param_groups
         self.assertIs(layer_decay_param_groups, monai_afire.optimizers.layer_decay_param_groups)
+        with self.assertWarnsRegex(DeprecationWarning, "use monai_afire.utils.check_patch_size"):
+            from monai_afire.transforms.utils import check_patch_size
+        self.assertIs(check_patch_size, monai_afire.utils.check_patch_size)
         evaluation = self._import_fresh("monai_afire.engines.representation_eval")
         self.assertIs(evaluation.load_encoder, monai_afire.apps.load_encoder)
 
