@@ -16,7 +16,7 @@ from PIL import Image
 from monai_afire.inferers.anomaly_maps import anomaly_maps
 from monai_afire.metrics import write_localization_markdown
 from monai_afire.metrics.localization import localization_scores, resized_boxes
-from monai_afire.networks import AFiRe, AFiReEncoder, load_afire_checkpoint
+from monai_afire.networks import AFiRe, AFiReEncoder, load_afire_checkpoint, resolve_encoder_config
 from monai_afire.transforms import radiograph_transforms
 from monai_afire.visualize import TokenGradCAM, save_map_gallery
 
@@ -72,13 +72,18 @@ def prepared_mask(path: str | os.PathLike, image_size: int) -> np.ndarray:
 
 
 def load_afire_model(
-    checkpoint: str | os.PathLike | None, encoder_kwargs: dict[str, Any], **afire_kwargs: Any
+    checkpoint: str | os.PathLike | None,
+    encoder_kwargs: dict[str, Any],
+    encoder_defaults: dict[str, Any] | None = None,
+    **afire_kwargs: Any,
 ) -> AFiRe | None:
-    """Build :class:`~monai_afire.networks.AFiRe` (``AFiReEncoder(**encoder_kwargs)``, ``afire_kwargs``) and load a
-    pre-training checkpoint into it; None when ``checkpoint`` is None (no label-free maps)."""
+    """Build :class:`~monai_afire.networks.AFiRe` (its encoder from the settings saved in the checkpoint, else from
+    ``encoder_defaults``, with the ``encoder_kwargs`` that are not None on top; ``afire_kwargs`` for the head and
+    decoder) and load a pre-training checkpoint into it; None when ``checkpoint`` is None (no label-free maps)."""
     if checkpoint is None:
         return None
-    model = AFiRe(AFiReEncoder(**encoder_kwargs), **afire_kwargs)
+    config = resolve_encoder_config(checkpoint, defaults=encoder_defaults, owner="load_afire_model", **encoder_kwargs)
+    model = AFiRe(AFiReEncoder(**config), **afire_kwargs)
     return load_afire_checkpoint(model, checkpoint)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .checks import check_image_file, check_records, find_unreadable
 from .datasets import (
     CHESTXRAY14_CLASSES,
     CHEXPERT_ALL_CLASSES,
@@ -31,6 +32,9 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "RSNA_CLASSES",
     "VINDR_CLASSES",
+    "check_image_file",
+    "check_records",
+    "find_unreadable",
     "load_chestxray14",
     "load_chexpert",
     "load_csv_dataset",

@@ -520,7 +520,7 @@ def load_mimic_cxr(
 def load_csv_dataset(
     csv_path: str | os.PathLike,
     image_column: str,
-    label_columns: Sequence[str],
+    label_columns: Sequence[str] = (),
     root: str | os.PathLike | None = None,
     patient_column: str | None = None,
     check_files: bool = True,
@@ -530,7 +530,8 @@ def load_csv_dataset(
     Args:
         csv_path: the CSV file.
         image_column: column with image paths, relative to ``root`` (default: the CSV's folder) or absolute.
-        label_columns: columns holding the labels (numbers; blank is 0); they become ``classes``.
+        label_columns: columns holding the labels (numbers; blank is 0); they become ``classes``. Empty (the default)
+            for unlabelled images (pre-training).
         root: base folder for relative paths.
         patient_column: optional column for ``patient_id``; default the image path.
         check_files: raise if an image is missing.

@@ -10,6 +10,7 @@ import torch.nn as nn
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
+from monai_afire.networks.pretrained import ENCODER_CONFIG_KEY, EncoderConfigState
 from monai_afire.utils.wrappers import unwrap_model
 
 from .seeding import RNGStates
@@ -33,7 +34,8 @@ class PretrainCheckpoint:
     """Save the whole training state at the end of every ``save_interval`` epochs; resume from the newest at start.
 
     A checkpoint (``{checkpoint_dir}/afire_checkpoint_<iteration>.pt``) holds ``model`` (the AFiRe state dict:
-    student, teacher, decoder), ``optimizer``, ``loss`` (the prototype state), ``trainer`` (epoch, iteration),
+    student, teacher, decoder), ``encoder_config`` (the encoder's settings, so the file describes itself; checked
+    on resume), ``optimizer``, ``loss`` (the prototype state), ``trainer`` (epoch, iteration),
     ``rng`` (Python, NumPy, torch RNG states) and ``scaler`` (fp16 AMP). It is written by Ignite's
     :class:`~ignite.handlers.Checkpoint` through :class:`~ignite.handlers.DiskSaver` with ``atomic=True`` (a
     temporary file renamed into place), so a kill during the write leaves the previous checkpoints intact. At
@@ -66,6 +68,7 @@ class PretrainCheckpoint:
             raise ValueError(f"PretrainCheckpoint: save_interval must be >= 1, got {save_interval}.")
         self.checkpoint_dir = Path(checkpoint_dir)
         self.objects: dict[str, Any] = {"model": unwrap_model(model), "optimizer": optimizer, "rng": RNGStates()}
+        self.objects[ENCODER_CONFIG_KEY] = EncoderConfigState(model)  # the encoder's settings, checked on resume
         if loss_function is not None:
             self.objects["loss"] = loss_function
         self.save_interval, self.n_saved, self.resume, self.map_location = (

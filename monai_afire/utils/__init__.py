@@ -12,6 +12,7 @@ from .distributed import (
     init_distributed,
     rank0_only,
 )
+from .errors import clean_errors, debug_enabled, user_message
 from .state_dict import check_state_dict, load_weights, read_state_dict
 from .wrappers import unwrap_model
 
@@ -20,6 +21,8 @@ __all__ = [
     "check_image_size",
     "check_patch_size",
     "check_state_dict",
+    "clean_errors",
+    "debug_enabled",
     "distributed_ready",
     "distributed_sampler",
     "get_rank",
@@ -29,4 +32,5 @@ __all__ = [
     "rank0_only",
     "read_state_dict",
     "unwrap_model",
+    "user_message",
 ]
