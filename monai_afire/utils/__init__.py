@@ -12,6 +12,7 @@ from .distributed import (
     init_distributed,
     rank0_only,
 )
+from .bundle_run import local_tracking_uri, start_bundle_run
 from .errors import clean_errors, debug_enabled, user_message
 from .state_dict import check_state_dict, load_weights, read_state_dict
 from .wrappers import unwrap_model
@@ -29,7 +30,9 @@ __all__ = [
     "get_world_size",
     "init_distributed",
     "load_weights",
+    "local_tracking_uri",
     "rank0_only",
+    "start_bundle_run",
     "read_state_dict",
     "unwrap_model",
     "user_message",
