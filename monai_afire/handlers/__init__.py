@@ -4,7 +4,7 @@ NaN guard, seeding, loss history, checkpoints, teacher export, classification an
 from __future__ import annotations
 
 from .checkpoint import PretrainCheckpoint, latest_checkpoint
-from .classification import AUROCReport, MeanROCAUC, ProbabilityCSVWriter
+from .classification import UNDEFINED, AUROCReport, MeanROCAUC, ProbabilityCSVWriter, format_metric, log_epoch_metrics
 from .cohesion import CohesionReport
 from .loss_history import LossHistory
 from .nan_guard import NonFiniteLossError, NonFiniteLossGuard
@@ -29,7 +29,10 @@ __all__ = [
     "TeacherEMA",
     "TeacherEncoderSaver",
     "WeightDecaySchedule",
+    "UNDEFINED",
+    "format_metric",
     "latest_checkpoint",
+    "log_epoch_metrics",
     "save_teacher_encoder",
     "scaled_learning_rate",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .bundle_run import local_tracking_uri, start_bundle_run
 from .checks import check_image_size, check_patch_size
 from .distributed import (
     all_reduce_,
@@ -12,7 +13,6 @@ from .distributed import (
     init_distributed,
     rank0_only,
 )
-from .bundle_run import local_tracking_uri, start_bundle_run
 from .errors import clean_errors, debug_enabled, user_message
 from .state_dict import check_state_dict, load_weights, read_state_dict
 from .wrappers import unwrap_model
