@@ -144,6 +144,8 @@ def classification_splits(
     else:
         test, _ = load_dataset(name, dataset_dir, **test_kwargs, **kwargs)
         test, _ = select_classes(test, reader_classes, wanted)
+    for record in (*pool, *test):  # readers without patients (class folders): each image is its own patient
+        record.setdefault("patient_id", record["image"])
     if check_images:
         kept = {id(r) for r in check_records([*pool, *test], skip_unreadable, what=f"{name} data set at {dataset_dir}")}
         pool, test = [r for r in pool if id(r) in kept], [r for r in test if id(r) in kept]
