@@ -4,7 +4,15 @@ NaN guard, seeding, loss history, checkpoints, teacher export, classification an
 from __future__ import annotations
 
 from .checkpoint import PretrainCheckpoint, latest_checkpoint
-from .classification import UNDEFINED, AUROCReport, MeanROCAUC, ProbabilityCSVWriter, format_metric, log_epoch_metrics
+from .classification import (
+    UNDEFINED,
+    AUROCReport,
+    MeanROCAUC,
+    ProbabilityCSVWriter,
+    defined_metric_is_better,
+    format_metric,
+    log_epoch_metrics,
+)
 from .cohesion import CohesionReport
 from .loss_history import LossHistory
 from .nan_guard import NonFiniteLossError, NonFiniteLossGuard
@@ -30,6 +38,7 @@ __all__ = [
     "TeacherEncoderSaver",
     "WeightDecaySchedule",
     "UNDEFINED",
+    "defined_metric_is_better",
     "format_metric",
     "latest_checkpoint",
     "log_epoch_metrics",

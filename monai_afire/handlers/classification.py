@@ -21,6 +21,7 @@ __all__ = [
     "UNDEFINED",
     "DefinedClassesROCAUCMetric",
     "format_metric",
+    "defined_metric_is_better",
     "log_epoch_metrics",
     "MeanROCAUC",
     "AUROCReport",
@@ -41,6 +42,15 @@ def format_metric(value: Any, digits: int = 4) -> str:
     except (TypeError, ValueError):
         return str(value)
     return UNDEFINED if math.isnan(number) else f"{number:.{digits}f}"
+
+
+def defined_metric_is_better(current: float, best: float) -> bool:
+    """``metric_cmp_fn`` of MONAI's evaluators for metrics that may be undefined (NaN): an undefined value never
+    counts as an improvement, and any defined value beats an undefined best. MONAI's default (``current > best``)
+    would keep a first-epoch NaN as the best forever, since no number is greater than NaN."""
+    if math.isnan(float(current)):
+        return False
+    return math.isnan(float(best)) or float(current) > float(best)
 
 
 def log_epoch_metrics(engine: Engine) -> None:

@@ -31,7 +31,8 @@ def _image(path: Path, i: int = 0) -> None:
         shutil.copy(TINY_CR, path)
         return
     rng = np.random.default_rng(i)
-    Image.fromarray((rng.random((24, 20)) * 255).astype(np.uint8)).save(path, format="JPEG" if path.suffix == ".jpg" else "PNG")
+    pixels = (rng.random((24, 20)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, format="JPEG" if path.suffix == ".jpg" else "PNG")
 
 
 def _positive(i: int) -> bool:

@@ -87,7 +87,7 @@ class TestSelfDescribingFiles(TmpDirTestCase):
         self.assertEqual(input_size(resolved), 48)
         # explicit settings that agree (an int for every axis) or do not shape the weights are fine
         self.assertEqual(resolve_encoder_config(path, defaults, img_size=48, dropout_rate=0.1)["dropout_rate"], 0.1)
-        with self.assertRaisesRegex(ValueError, r"hidden_size=32 but .*teacher_encoder.pt' was trained with hidden_size=24"):
+        with self.assertRaisesRegex(ValueError, r"hidden_size=32 but .*encoder.pt' was trained with hidden_size=24"):
             resolve_encoder_config(path, defaults, hidden_size=32)
         with self.assertRaisesRegex(ValueError, r"image_size=224 but .* image_size=\[48, 48\]"):
             resolve_encoder_config(path, defaults, img_size=224)
@@ -108,7 +108,7 @@ class TestSelfDescribingFiles(TmpDirTestCase):
     def test_bare_checkpoint_of_another_size_explains(self):
         path = self.tmp / "bare.pt"
         torch.save({"model": self.model.state_dict()}, path)
-        with self.assertRaisesRegex(ValueError, r"not an encoder of the configured size.*without the encoder's settings"):
+        with self.assertRaisesRegex(ValueError, r"not an encoder of the configured size.*without the encoder's"):
             build_classifier(3, path, encoder_defaults={"arch": "vit_tiny", "img_size": 48, "patch_size": 8})
 
 

@@ -48,7 +48,8 @@ class TestMessages(unittest.TestCase):
             self.assertTrue(debug_enabled(False))
 
     def test_hook(self):
-        with mock.patch.object(sys, "excepthook", sys.excepthook), mock.patch.dict(os.environ, {"MONAI_AFIRE_DEBUG": ""}):
+        no_debug = mock.patch.dict(os.environ, {"MONAI_AFIRE_DEBUG": ""})
+        with mock.patch.object(sys, "excepthook", sys.excepthook), no_debug:
             self.assertFalse(clean_errors())  # not a `python -m monai.bundle` process: nothing installed
             self.assertTrue(clean_errors(force=True))
             self.assertIs(sys.excepthook, _hook)
@@ -67,7 +68,8 @@ class TestBundleEntryPoint(TmpDirTestCase):
         (self.tmp / "films" / "broken.png").write_bytes(b"not an image")
         cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(PRETRAIN_CONFIGS / "train.json"),
                "--dataset_dir", str(self.tmp / "films"), "--bundle_root", str(self.tmp / "bundle"),
-               "--image_size", "32", "--patch_size", "8", "--batch_size", "2", "--num_workers", "0", *extra]  # fmt: skip
+               "--image_size", "32", "--patch_size", "8", "--batch_size", "2", "--num_workers", "0",
+               *extra]  # fmt: skip
         environ = {**os.environ, "PYTHONPATH": str(REPO), "MONAI_AFIRE_DEBUG": "", **(env or {})}
         return subprocess.run(cmd, capture_output=True, text=True, env=environ, cwd=self.tmp, timeout=300)
 
