@@ -40,8 +40,9 @@ setup(
     extras_require={
         "test": ["pytest>=7", "pytest-xdist", "parameterized", "ruff", "nbformat", "nbclient", "ipykernel"],
         "data": ["pydicom-data"],
-        # experiment tracking of the bundles (--tracking mlflow, a local store by default)
-        "tracking": ["mlflow-skinny>=2.10"],
+        # experiment tracking of the bundles: --tracking mlflow, by default a local SQLite store <output_dir>/mlruns.db
+        # (MONAI's MLFlowHandler refuses file stores; the SQL store needs sqlalchemy and alembic)
+        "tracking": ["mlflow-skinny>=3", "sqlalchemy", "alembic"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .bundle_run import local_tracking_uri, start_bundle_run
 from .checks import check_image_size, check_patch_size
 from .distributed import (
     all_reduce_,
@@ -30,9 +29,7 @@ __all__ = [
     "get_world_size",
     "init_distributed",
     "load_weights",
-    "local_tracking_uri",
     "rank0_only",
-    "start_bundle_run",
     "read_state_dict",
     "unwrap_model",
     "user_message",
