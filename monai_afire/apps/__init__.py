@@ -35,6 +35,7 @@ from .summaries import (
     evaluation_summary,
     inference_summary,
     pretraining_summary,
+    report_summary,
     split_sizes,
     token_inference_summary,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "inference_summary",
     "pretraining_summary",
     "read_model_config",
+    "report_summary",
     "save_model_config",
     "split_sizes",
     "token_inference_summary",

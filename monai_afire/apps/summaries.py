@@ -17,6 +17,7 @@ from monai_afire.metrics import auroc_markdown
 __all__ = [
     "classification_summary",
     "evaluation_summary",
+    "report_summary",
     "inference_summary",
     "pretraining_summary",
     "split_sizes",
@@ -128,3 +129,11 @@ def token_inference_summary(written: Sequence[str | os.PathLike], output_dir: st
         "Token features and anomaly maps written",
         [f"files: {len(written)} (<image>_tokens.npz: features, anomaly)", f"folder: {_path(output_dir)}"],
     )
+
+
+def report_summary(title: str, path: str | os.PathLike, figures: Sequence[str | os.PathLike] = ()) -> str:
+    """Summary of a run that writes a markdown report (cohesion, localisation): the report itself and where it is."""
+    path = Path(path)
+    lines = path.read_text().splitlines() if path.is_file() else [f"(no report written at {path})"]
+    lines += ["", f"report: {_path(path)}", *(f"figure: {_path(f)}" for f in figures)]
+    return _emit(title, lines)
