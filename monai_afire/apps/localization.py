@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tqdm import tqdm
 
 from monai_afire.inferers.anomaly_maps import anomaly_maps
 from monai_afire.metrics import write_localization_markdown
@@ -147,7 +148,7 @@ def run_localization(
     maps: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     images, boxes, masks, findings, names = [], [], [], [], []
     cached: dict[str, dict[str, np.ndarray]] = {}
-    for case in cases:
+    for case in tqdm(cases, desc="localisation maps", unit="case", disable=len(cases) < 2):
         image = prepare({"image": case["image"]})["image"]
         width, height = (int(v) for v in image.meta["spatial_shape"][:2])
         boxes.append(resized_boxes(case["boxes"], (width, height), image_size, name=case["image"]))
