@@ -29,7 +29,7 @@ from .loss_history import LossHistory, read_loss_history
 from .nan_guard import NonFiniteLossError, NonFiniteLossGuard
 from .param_groups import weight_decay_param_groups
 from .pretrain_data import check_batch_size, check_image_size, pretraining_records, pretraining_transforms
-from .pretrainer import AMP_DTYPES, AFiRePretrainer, unwrap_model
+from .pretrainer import AMP_DTYPES, CLIP_GRAD_MODES, AFiRePretrainer, clip_gradients, unwrap_model
 from .prototype_freeze import FreezePrototypes
 from .representation_eval import (
     CohesionReport,
@@ -83,6 +83,8 @@ __all__ = [
     "load_model_weights",
     "AFiRePretrainer",
     "AMP_DTYPES",
+    "CLIP_GRAD_MODES",
+    "clip_gradients",
     "CosineEMAMomentum",
     "EpochSeed",
     "FreezePrototypes",

@@ -5,8 +5,9 @@ import unittest
 import torch
 from ignite.engine import Events
 from monai.engines.utils import IterationEvents
+from parameterized import parameterized
 
-from monai_afire.engines import AFiRePretrainer, TeacherEMA
+from monai_afire.engines import AFiRePretrainer, TeacherEMA, clip_gradients
 from tests.engines.tiny_afire import tiny_batches, tiny_loss, tiny_model, tiny_trainer
 
 
@@ -76,9 +77,58 @@ class TestAFiRePretrainer(unittest.TestCase):
             torch.testing.assert_close(t, (1 - momentum) * t0 + momentum * s, rtol=1e-5, atol=1e-6)
         self.assertFalse(any(p.requires_grad for p in model.teacher.parameters()))
 
-    def test_gradient_clipping(self):
+    @parameterized.expand([(1e-3,), (0.05,), (100.0,)])
+    def test_per_tensor_clipping_equals_clipping_each_tensor_alone(self, max_norm):
+        torch.manual_seed(0)
+        params = [torch.nn.Parameter(torch.zeros(s)) for s in ((3, 4), (5,), (2, 2, 2), (7,))]
+        for p, scale in zip(params, (0.01, 1.0, 3.0, 0.0)):
+            p.grad = torch.randn(p.shape) * scale
+        params.append(torch.nn.Parameter(torch.zeros(2)))  # no gradient: skipped
+        expected = []
+        for p in params[:4]:
+            alone = torch.nn.Parameter(p.detach().clone())
+            alone.grad = p.grad.clone()
+            torch.nn.utils.clip_grad_norm_([alone], max_norm)
+            expected.append(alone.grad)
+        total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params[:4]]))
+        returned = clip_gradients(params, max_norm, "per_tensor")
+        torch.testing.assert_close(returned, total)
+        for p, e in zip(params[:4], expected):
+            torch.testing.assert_close(p.grad, e, rtol=0, atol=0)
+        self.assertIsNone(params[4].grad)
+        # the global mode is torch's clip_grad_norm_ over all tensors together
+        grads = [torch.randn(3, 4), torch.randn(5) * 4]
+        a = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+        b = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+        for pa, pb, g in zip(a, b, grads):
+            pa.grad, pb.grad = g.clone(), g.clone()
+        torch.testing.assert_close(clip_gradients(a, max_norm, "global"), torch.nn.utils.clip_grad_norm_(b, max_norm))
+        for pa, pb in zip(a, b):
+            torch.testing.assert_close(pa.grad, pb.grad)
+        with self.assertRaisesRegex(ValueError, "mode"):
+            clip_gradients(a, 1.0, "layer")
+
+    def test_per_tensor_clipping_in_the_trainer(self):
         model = tiny_model()
         trainer = tiny_trainer(model, max_epochs=1, n=4, clip_grad_norm=1e-3)
+        self.assertEqual(trainer.clip_grad_mode, "per_tensor")
+        norms = []
+        trainer.add_event_handler(
+            IterationEvents.MODEL_COMPLETED,
+            lambda e: norms.append(
+                [float(p.grad.norm()) for g in e.optimizer.param_groups for p in g["params"] if p.grad is not None]
+            ),
+        )
+        trainer.run()
+        self.assertGreater(trainer.state.grad_norm, 1e-3)
+        self.assertTrue(all(n <= 1e-3 * 1.01 for n in norms[0]))
+        self.assertGreater(sum(n**2 for n in norms[0]) ** 0.5, 2e-3)  # not the global clip
+        with self.assertRaisesRegex(ValueError, "clip_grad_mode"):
+            tiny_trainer(model, clip_grad_mode="norm")
+
+    def test_gradient_clipping(self):
+        model = tiny_model()
+        trainer = tiny_trainer(model, max_epochs=1, n=4, clip_grad_norm=1e-3, clip_grad_mode="global")
         norms = []
         trainer.add_event_handler(
             IterationEvents.MODEL_COMPLETED,
