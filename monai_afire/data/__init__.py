@@ -1,4 +1,4 @@
-"""data of monai-afire: dataset readers, label-fraction splits and simulated chest radiographs."""
+"""data of monai-afire: dataset readers, label-fraction splits, simulated chest radiographs, repeated datasets."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from .simcxr import DEFAULT_PREVALENCE, SimCXRGenerator, SimCXRSample, SimCXRSet
 from .simcxr_findings import FINDINGS as SIMCXR_FINDINGS
 from .simcxr_phantom import ANATOMY_LABELS as SIMCXR_ANATOMY_LABELS
 from .simcxr_phantom import load_phantom
+from .repeat import RepeatedDataset
 from .splits import label_fraction_split, read_split_list, write_split_list
 
 __all__ = [
@@ -50,4 +51,5 @@ __all__ = [
     "SimCXRSettings",
     "generate_simcxr",
     "load_phantom",
+    "RepeatedDataset",
 ]

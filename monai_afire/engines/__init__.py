@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .checkpoint import PretrainCheckpoint, latest_checkpoint, load_afire_checkpoint
+from .checkpoint import PretrainCheckpoint, checkpoint_has_lesion_prototype, latest_checkpoint, load_afire_checkpoint
 from .classification_data import (
     CLASSIFICATION_DATASETS,
     classification_splits,
@@ -101,6 +101,7 @@ __all__ = [
     "WarmupCosineScheduler",
     "WeightDecaySchedule",
     "check_batch_size",
+    "checkpoint_has_lesion_prototype",
     "check_image_size",
     "cosine_value",
     "distributed_sampler",

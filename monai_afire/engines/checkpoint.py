@@ -13,9 +13,15 @@ from ignite.handlers import Checkpoint, DiskSaver
 from .pretrainer import unwrap_model
 from .seeding import RNGStates
 
-__all__ = ["PretrainCheckpoint", "latest_checkpoint", "load_afire_checkpoint"]
+__all__ = ["PretrainCheckpoint", "checkpoint_has_lesion_prototype", "latest_checkpoint", "load_afire_checkpoint"]
 
 PREFIX = "afire"
+LESION_PROTOTYPE_KEY = "student.head.lesion_prototype"
+
+
+def _model_state(checkpoint: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    state = torch.load(checkpoint, map_location=map_location, weights_only=True)
+    return state.get("model", state) if isinstance(state, dict) else state
 
 
 def latest_checkpoint(directory: str | Path, prefix: str = PREFIX) -> Path | None:
@@ -26,6 +32,18 @@ def latest_checkpoint(directory: str | Path, prefix: str = PREFIX) -> Path | Non
         if step.isdigit():
             found.append((int(step), path))
     return max(found)[1] if found else None
+
+
+def checkpoint_has_lesion_prototype(checkpoint: str | Path | None) -> bool:
+    """Whether a pre-training checkpoint (or bare AFiRe state dict) was trained with the lesion prototype.
+
+    True for a model built with ``AFiRe(..., lesion_prototype=True)`` (the bundle's ``afire_plus.json``), False for
+    the authors' head, and False when ``checkpoint`` is None or not a file (loading it then fails with a clear
+    message). Inference configs use it to build the network that fits the checkpoint.
+    """
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return False
+    return LESION_PROTOTYPE_KEY in _model_state(checkpoint)
 
 
 def load_afire_checkpoint(network: nn.Module, checkpoint: str | Path | None, map_location: Any = "cpu") -> nn.Module:
@@ -44,9 +62,16 @@ def load_afire_checkpoint(network: nn.Module, checkpoint: str | Path | None, map
     """
     if checkpoint is None or not Path(checkpoint).is_file():
         raise ValueError(f"load_afire_checkpoint: no checkpoint file at {checkpoint}; train first or pass its path.")
-    state = torch.load(checkpoint, map_location=map_location, weights_only=True)
-    state = state.get("model", state) if isinstance(state, dict) else state
+    state = _model_state(checkpoint, map_location)
     own = unwrap_model(network).state_dict()
+    if (LESION_PROTOTYPE_KEY in state) != (LESION_PROTOTYPE_KEY in own):
+        trained = "with" if LESION_PROTOTYPE_KEY in state else "without"
+        raise ValueError(
+            f"load_afire_checkpoint: {checkpoint} was trained {trained} the lesion prototype, the model is built "
+            f"{'without' if trained == 'with' else 'with'} it: set lesion_prototype={trained == 'with'} (the "
+            "afire_pretrain bundle's afire_plus.json overlay sets it true), or use "
+            "checkpoint_has_lesion_prototype(checkpoint)."
+        )
     wrong = [
         f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
         for k, v in state.items()

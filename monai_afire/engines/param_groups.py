@@ -27,7 +27,7 @@ def weight_decay_param_groups(
         decay_prototypes_and_tokens: True (default, the authors' DINO-style rule): every other parameter is
             decayed, including the per-position prototype banks, the shared lesion prototype (one-dimensional, but
             a prototype), the decoder's mask token and any learned position embedding or token. False: these are not
-            decayed either (monai-afire before 0.2). The prototypes are unit-normalised in the forward pass, so
+            decayed either (the earlier monai-afire default). The prototypes are unit-normalised in the forward pass, so
             decay on them only shrinks their raw norm (which enlarges the effective step of their direction).
 
     Returns:

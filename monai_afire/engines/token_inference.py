@@ -13,31 +13,49 @@ from monai.inferers import Inferer
 
 from .pretrainer import unwrap_model
 
-__all__ = ["TokenAnomalyInferer", "TokenOutputWriter", "token_outputs"]
+__all__ = ["ANOMALY_KINDS", "TokenAnomalyInferer", "TokenOutputWriter", "token_outputs"]
+
+#: what ``token_outputs(...)["anomaly"]`` holds, by whether the model has a lesion prototype
+ANOMALY_KINDS = {True: "lesion_probability", False: "restoration_residual"}
 
 
 @torch.no_grad()
-def token_outputs(model: nn.Module, images: torch.Tensor, temperature: float = 0.1) -> dict[str, torch.Tensor]:
-    """Teacher token features and per-token anomaly scores of ``images``.
+def token_outputs(model: nn.Module, images: torch.Tensor, temperature: float = 0.1) -> dict[str, Any]:
+    """Teacher token features and per-token anomaly scores of ``images``, no labels needed.
 
-    The anomaly score of a token is the probability of the shared lesion prototype under
-    ``softmax(logits / temperature)`` over the K position prototypes plus the lesion one (the category-consistency
-    prototype, DESIGN.md section 1 step 5): no labels needed.
+    The anomaly score depends on the recipe the model was trained with, and ``anomaly_kind`` says which it is:
+
+    - ``"lesion_probability"`` (a model with the lesion prototype, trained with the category term: the
+      afire_pretrain bundle's ``afire_plus.json``): the teacher's probability of the shared lesion prototype under
+      ``softmax(logits / temperature)`` over the K position prototypes plus the lesion one, in [0, 1].
+    - ``"restoration_residual"`` (the authors' recipe, no lesion prototype, so no lesion probability to show): the
+      mean absolute restoration residual ``|x - x^|`` of each patch, the student encoder and decoder with no token
+      masked (:func:`monai_afire.networks.anomaly_maps`); >= 0, on the intensity scale of the images.
 
     Args:
-        model: a trained :class:`monai_afire.networks.AFiRe` (its teacher is used).
+        model: a trained :class:`monai_afire.networks.AFiRe` (its teacher gives the features).
         images: (B, C, *spatial) in [0, 1].
         temperature: the student temperature used in training.
 
     Returns:
-        ``features`` (B, L, D) and ``anomaly`` (B, *grid_size) in [0, 1].
+        ``features`` (B, L, D), ``anomaly`` (B, *grid_size) and ``anomaly_kind`` (a string).
     """
-    teacher = unwrap_model(model).teacher
+    from monai_afire.networks.anomaly_maps import anomaly_maps
+
+    afire = unwrap_model(model)
+    teacher = afire.teacher
     tokens = teacher.patch_tokens(images)
-    logits = teacher.head(tokens, with_lesion=True)
-    anomaly = torch.softmax(logits.float() / temperature, dim=-1)[..., -1]
     grid = tuple(teacher.encoder.grid_size)
-    return {"features": tokens, "anomaly": anomaly.reshape(anomaly.shape[0], *grid)}
+    if afire.has_lesion_prototype:
+        logits = teacher.head(tokens, with_lesion=True)
+        anomaly = torch.softmax(logits.float() / temperature, dim=-1)[..., -1]
+    else:
+        anomaly = anomaly_maps(afire, images, temperature)["token_residual"]
+    return {
+        "features": tokens,
+        "anomaly": anomaly.reshape(anomaly.shape[0], *grid),
+        "anomaly_kind": ANOMALY_KINDS[afire.has_lesion_prototype],
+    }
 
 
 class TokenAnomalyInferer(Inferer):
@@ -57,8 +75,9 @@ class TokenAnomalyInferer(Inferer):
 class TokenOutputWriter:
     """Save each image's token features and anomaly map as ``{output_dir}/{stem}_tokens.npz``.
 
-    The arrays are ``features`` (L, D) float16 and ``anomaly`` (grid) float32; the stem is the source file name
-    (from the MetaTensor ``filename_or_obj``), or the running index when unknown.
+    The arrays are ``features`` (L, D) float16, ``anomaly`` (grid) float32 and ``anomaly_kind`` (a string:
+    ``"lesion_probability"`` or ``"restoration_residual"``, see :func:`token_outputs`); the stem is the source file
+    name (from the MetaTensor ``filename_or_obj``), or the running index when unknown.
 
     Args:
         output_dir: folder of the outputs (created).
@@ -83,6 +102,7 @@ class TokenOutputWriter:
     def __call__(self, engine: Engine) -> None:
         pred = engine.state.output["pred"]
         features, anomaly = pred["features"], pred["anomaly"]
+        kind = str(pred.get("anomaly_kind", ANOMALY_KINDS[True]))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for i, name in enumerate(self._names(engine, features.shape[0])):
             path = self.output_dir / f"{name}_tokens.npz"
@@ -90,5 +110,6 @@ class TokenOutputWriter:
                 path,
                 features=features[i].float().cpu().numpy().astype(np.float16),
                 anomaly=anomaly[i].float().cpu().numpy(),
+                anomaly_kind=np.array(kind),
             )
             self.written.append(path)

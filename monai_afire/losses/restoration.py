@@ -43,7 +43,7 @@ class AnomalyRemovalRestorationLoss(_Loss):
       feed the films (a grey film copied to 3 channels, stds 0.229/0.224/0.225). The images stay in [0, 1]; the
       loss is the same as normalising both and taking the MSE, i.e. ``w_c = 1 / std_c ** 2`` for RGB and
       ``mean_c(1 / std_c ** 2)`` (about 19.6) for one grey channel. See :func:`normalized_scale`.
-    - ``"raw"``: ``w_c = 1``, the MSE on [0, 1] pixels (monai-afire before 0.2; about 19.6x weaker).
+    - ``"raw"``: ``w_c = 1``, the MSE on [0, 1] pixels (the earlier monai-afire default; about 19.6x weaker).
 
     Args:
         lesion_weight: extra weight (>= 0) on pixels where the lesion mask is positive.

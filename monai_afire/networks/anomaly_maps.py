@@ -1,4 +1,9 @@
-"""Label-free anomaly maps from a pre-trained AFiRe model: lesion-prototype probability and restoration residual."""
+"""Label-free anomaly maps from a pre-trained AFiRe model: lesion-prototype probability and restoration residual.
+
+The lesion-prototype probability exists only for a model trained with monai-afire's category term and its lesion
+prototype (``AFiRe(lesion_prototype=True)`` with ``AFiReLoss(category_weight > 0)``, the afire_pretrain bundle's
+``afire_plus.json`` overlay). The authors' recipe has no lesion prototype: its anomaly map is the restoration residual.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,15 @@ import torch.nn.functional as F
 
 from .afire import AFiRe
 
-__all__ = ["token_values_to_image", "lesion_probability", "anomaly_maps"]
+__all__ = ["NO_LESION_PROTOTYPE", "token_values_to_image", "lesion_probability", "anomaly_maps"]
+
+#: the message for a lesion-probability map asked of a model without a (trained) lesion prototype
+NO_LESION_PROTOTYPE = (
+    "the model has no lesion prototype (the authors' recipe, AFiRe(lesion_prototype=False), trained without the "
+    "category term), so there is no lesion-probability map: train with the afire_pretrain bundle's afire_plus.json "
+    "overlay (lesion_prototype=true, category_weight=1.0) for one, or use the restoration residual "
+    "(anomaly_maps(model, images)['residual'])."
+)
 
 
 def token_values_to_image(values: torch.Tensor, grid_size: Sequence[int], spatial_size: Sequence[int]) -> torch.Tensor:
@@ -32,12 +45,17 @@ def lesion_probability(model: AFiRe, images: torch.Tensor, temperature: float = 
     """Per-token probability (B, L) of the shared lesion prototype (index K of the student's K + 1 logits).
 
     Args:
-        model: a pre-trained :class:`AFiRe` model.
+        model: a :class:`AFiRe` model pre-trained with the lesion prototype and the category term.
         images: (B, C, *spatial) in the model's input range.
         temperature: softmax temperature of the student logits (the training temperature, 0.1 by default).
+
+    Raises:
+        ValueError: when ``temperature <= 0`` or the model has no lesion prototype (:data:`NO_LESION_PROTOTYPE`).
     """
     if temperature <= 0:
         raise ValueError(f"lesion_probability: temperature must be > 0, got {temperature}.")
+    if not model.has_lesion_prototype:
+        raise ValueError(f"lesion_probability: {NO_LESION_PROTOTYPE}")
     logits = model.student(images, with_lesion=True)
     return torch.softmax(logits.float() / temperature, dim=-1)[..., -1]
 
@@ -52,11 +70,15 @@ def anomaly_maps(
 ) -> dict[str, torch.Tensor]:
     """Label-free anomaly maps of ``images``, each (B, 1, *spatial), higher meaning more abnormal.
 
-    - ``lesion_probability``: the lesion-prototype probability of each token, upsampled to the image.
     - ``residual``: the restoration residual ``|x - x^|`` (mean over channels), averaged per patch and upsampled when
-      ``per_patch`` is True. The decoder masks the tokens whose lesion probability exceeds ``mask_threshold``, as
-      it masked the synthetic lesions in training, so it restores normal anatomy there (None masks no token).
-    - ``reconstruction``: the restored image x^ (like ``images``) and ``token_probability`` (B, L).
+      ``per_patch`` is True; ``token_residual`` (B, L) holds the per-patch means. With a lesion prototype the
+      decoder masks the tokens whose lesion probability exceeds ``mask_threshold``, as it masked the synthetic
+      lesions in training, so it restores normal anatomy there (None masks no token). Without one (the authors'
+      recipe) no token is masked: the residual then only shows what the decoder fails to reproduce, a weaker map.
+    - ``lesion_probability`` (only for a model with a lesion prototype): the lesion-prototype probability of each
+      token, upsampled to the image, and ``token_probability`` (B, L). A model without one has no such map
+      (see :data:`NO_LESION_PROTOTYPE`); these keys are then absent.
+    - ``reconstruction``: the restored image x^ (like ``images``).
 
     The model is run in eval mode and put back in its previous mode.
     """
@@ -70,24 +92,23 @@ def anomaly_maps(
         encoder = model.student.encoder
         spatial = tuple(images.shape[2:])
         tokens = model.student.patch_tokens(images)
-        logits = model.student.head(tokens, with_lesion=True)
-        token_probability = torch.softmax(logits.float() / temperature, dim=-1)[..., -1]
-        masked = (
-            torch.zeros_like(token_probability, dtype=torch.bool)
-            if mask_threshold is None
-            else token_probability > mask_threshold
-        )
+        token_probability = None
+        masked = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        if model.has_lesion_prototype:
+            logits = model.student.head(tokens, with_lesion=True)
+            token_probability = torch.softmax(logits.float() / temperature, dim=-1)[..., -1]
+            if mask_threshold is not None:
+                masked = token_probability > mask_threshold
         reconstruction = model.decoder(tokens, masked)
         residual = (images.float() - reconstruction.float()).abs().mean(dim=1, keepdim=True)
+        pool = F.avg_pool2d if len(spatial) == 2 else F.avg_pool3d
+        patch_means = pool(residual, kernel_size=encoder.patch_size, stride=encoder.patch_size).flatten(1)
         if per_patch:
-            pool = F.avg_pool2d if len(spatial) == 2 else F.avg_pool3d
-            patch_means = pool(residual, kernel_size=encoder.patch_size, stride=encoder.patch_size).flatten(1)
             residual = token_values_to_image(patch_means, encoder.grid_size, spatial)
     finally:
         model.train(was_training)
-    return {
-        "lesion_probability": token_values_to_image(token_probability, encoder.grid_size, spatial),
-        "residual": residual,
-        "reconstruction": reconstruction,
-        "token_probability": token_probability,
-    }
+    out = {"residual": residual, "token_residual": patch_means, "reconstruction": reconstruction}
+    if token_probability is not None:
+        out["lesion_probability"] = token_values_to_image(token_probability, encoder.grid_size, spatial)
+        out["token_probability"] = token_probability
+    return out

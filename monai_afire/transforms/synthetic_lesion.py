@@ -85,10 +85,10 @@ class RandSyntheticLesion(RandomizableTransform):
 
     - ``placement="inside"``: every blob lies wholly inside the image (its corner is drawn uniformly among the
       positions where it fits; a blob larger than the image is shrunk to it). ``"anywhere"``: the blob centre is
-      drawn anywhere in the image and the blob is cut at the border (monai-afire before 0.2).
+      drawn anywhere in the image and the blob is cut at the border (the earlier monai-afire default).
     - ``falloff="rectangle"``: W is the Gaussian min-max scaled over the pixels of the box, 1 at the centre and 0
       only at the box corners, so the blob fills its rectangle. ``"ellipse"``: W falls to 0 on the inscribed
-      ellipse (ellipsoid) and stays 0 outside it (monai-afire before 0.2).
+      ellipse (ellipsoid) and stays 0 outside it (the earlier monai-afire default).
     - ``clip_scope="image"``: ``clip(image + M, 0, ceiling)`` over the whole image, so pixels above ``ceiling``
       are lowered far from any lesion too (21% of a typical prepared film lies above 235/255). ``"lesion"``: the
       clip applies only where ``M > 0``; every other pixel is left exactly as it was.

@@ -52,9 +52,10 @@ def sim_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def afire_checkpoint(tmp_path_factory):
-    """A pre-training checkpoint in the trainer's format ({"model": AFiRe state dict}) of a tiny AFiRe model."""
+    """A pre-training checkpoint in the trainer's format ({"model": AFiRe state dict}) of a tiny AFiRe model trained
+    with the lesion prototype (afire_plus.json), so that localisation has all three maps."""
     torch.manual_seed(0)
-    model = AFiRe(AFiReEncoder(mlp_dim=64, **ENCODER), **AFIRE)
+    model = AFiRe(AFiReEncoder(mlp_dim=64, **ENCODER), lesion_prototype=True, **AFIRE)
     path = tmp_path_factory.mktemp("pretrain") / "afire_checkpoint_10.pt"
     torch.save({"model": model.state_dict()}, path)
     return path

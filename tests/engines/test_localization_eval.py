@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from monai_afire.engines import localization_cases, prepared_mask, run_localization
+import torch
+
+from monai_afire.engines import load_afire_model, localization_cases, prepared_mask, run_localization
 from monai_afire.metrics.localization import resized_boxes
-from monai_afire.networks import AFiReClassifier, AFiReEncoder
+from monai_afire.networks import AFiRe, AFiReClassifier, AFiReEncoder
 
 
 def test_cases_group_boxes_per_finding_and_find_masks(tmp_path):
@@ -75,3 +77,21 @@ def test_box_outside_the_image_is_reported_with_the_file(tmp_path):
                                          num_heads=2), 1)  # fmt: skip
     with pytest.raises(ValueError, match="film.png"):
         run_localization([record], ["Mass"], 32, tmp_path / "out", classifier=model)
+
+
+@pytest.mark.parametrize("lesion_prototype", [False, True])
+def test_afire_maps_follow_the_recipe(tmp_path, lesion_prototype):
+    """A model of the authors' recipe (no lesion prototype) gives only the residual; the afire_plus model both maps."""
+    record = _film(tmp_path)
+    encoder = {"arch": "vit_tiny", "img_size": 32, "patch_size": 8, "hidden_size": 16, "num_layers": 1, "num_heads": 2}
+    sizes = {"num_prototypes": 4, "head_hidden_dim": 8, "head_bottleneck_dim": 8, "decoder_dim": 16,
+             "decoder_depth": 1, "decoder_heads": 2}  # fmt: skip
+    torch.manual_seed(0)
+    trained = AFiRe(AFiReEncoder(**encoder), lesion_prototype=lesion_prototype, **sizes)
+    torch.save({"model": trained.state_dict()}, tmp_path / "afire_checkpoint_1.pt")
+    model = load_afire_model(tmp_path / "afire_checkpoint_1.pt", encoder, **sizes)  # detects the lesion prototype
+    assert model.has_lesion_prototype == lesion_prototype
+    scores = run_localization([record], ["Mass"], 32, tmp_path / "out", afire_model=model)
+    expected = {"lesion_probability", "residual"} if lesion_prototype else {"residual"}
+    assert set(scores) == expected
+    assert (tmp_path / "out" / "localization_lesion_probability.md").exists() == lesion_prototype

@@ -7,6 +7,7 @@ from ignite.engine import Events
 from monai.engines.utils import IterationEvents
 from parameterized import parameterized
 
+from monai_afire.data import RepeatedDataset
 from monai_afire.engines import AFiRePretrainer, TeacherEMA, clip_gradients
 from tests.engines.tiny_afire import tiny_batches, tiny_loss, tiny_model, tiny_trainer
 
@@ -164,6 +165,37 @@ class TestAFiRePretrainer(unittest.TestCase):
         trainer = AFiRePretrainer("cpu", 1, loader, model, optimizer, tiny_loss(model))
         with self.assertRaisesRegex(ValueError, "lesion_mask"):
             trainer.run()
+
+
+class TestLesionCopiesPerEpoch(unittest.TestCase):
+    def test_five_copies_make_epochs_and_epoch_schedules_five_times_longer(self):
+        """Warm-up, prototype freezing and the first-epoch prototype replacement count the longer epoch."""
+        runs = {}
+        for copies in (1, 5):
+            model = tiny_model()
+            loader = torch.utils.data.DataLoader(RepeatedDataset(tiny_batches(8), copies), batch_size=4)
+            trainer = tiny_trainer(model, max_epochs=2, loader=loader)  # warm-up 1 epoch, prototypes frozen 1 epoch
+            trainer.loss_function = RecordingLoss(trainer.loss_function)
+            lrs, frozen = [], []
+            before = model.student.head.prototypes.detach().clone()
+            trainer.add_event_handler(
+                Events.ITERATION_COMPLETED, lambda e: lrs.append(e.optimizer.param_groups[0]["lr"])
+            )
+            trainer.add_event_handler(
+                Events.ITERATION_COMPLETED,
+                lambda e, m=model, b=before: frozen.append(torch.equal(m.student.head.prototypes, b)),
+            )
+            trainer.run()
+            runs[copies] = (trainer.state.epoch_length, lrs, frozen, trainer.loss_function.flags)
+        (length1, lrs1, frozen1, flags1), (length5, lrs5, frozen5, flags5) = runs[1], runs[5]
+        self.assertEqual((length1, length5), (2, 10))
+        self.assertEqual(len(lrs5), 5 * len(lrs1))
+        self.assertEqual(int(torch.tensor(lrs5).argmax()), 9)  # the warm-up peaks at the end of the longer epoch
+        self.assertEqual(int(torch.tensor(lrs1).argmax()), 1)
+        self.assertTrue(all(a < b for a, b in zip(lrs5[:9], lrs5[1:10])))
+        self.assertEqual(frozen5, [True] * 10 + [False] * 10)
+        self.assertEqual(frozen1, [True] * 2 + [False] * 2)
+        self.assertEqual(flags5, [True] * 10 + [False] * 10)
 
 
 if __name__ == "__main__":
