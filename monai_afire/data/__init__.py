@@ -18,11 +18,11 @@ from .datasets import (
     load_rsna_pneumonia,
     load_vindr_cxr,
 )
+from .repeat import RepeatedDataset
 from .simcxr import DEFAULT_PREVALENCE, SimCXRGenerator, SimCXRSample, SimCXRSettings, generate_simcxr
 from .simcxr_findings import FINDINGS as SIMCXR_FINDINGS
 from .simcxr_phantom import ANATOMY_LABELS as SIMCXR_ANATOMY_LABELS
 from .simcxr_phantom import load_phantom
-from .repeat import RepeatedDataset
 from .splits import label_fraction_split, read_split_list, write_split_list
 
 __all__ = [

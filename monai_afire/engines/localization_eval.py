@@ -109,9 +109,10 @@ def run_localization(
     Grad-CAM (:class:`~monai_afire.visualize.TokenGradCAM`) uses the classifier's output of the case's finding; the
     AFiRe maps (restoration residual and, for a model trained with the lesion prototype, the lesion-prototype
     probability; :func:`~monai_afire.networks.anomaly_maps`) need no label at all. A model without a lesion
-    prototype (the authors' recipe) gives no ``lesion_probability`` method: its map would mean nothing. For each method, ``localization_<method>.md`` holds one row per finding and an ``all``
-    row (pointing game, box hit rate at each IoU, pixel AUROC where masks exist) and ``localization_<method>.png``
-    shows the first ``max_figures`` cases with their boxes; ``localization.md`` gathers the ``all`` rows.
+    prototype (the authors' recipe) gives no ``lesion_probability`` method: it has no such map. For each method,
+    ``localization_<method>.md`` holds one row per finding and an ``all`` row (pointing game, box hit rate at each
+    IoU, pixel AUROC where masks exist) and ``localization_<method>.png`` shows the first ``max_figures`` cases with
+    their boxes; ``localization.md`` gathers the ``all`` rows.
 
     Args:
         records: reader records with ``boxes``/``box_labels`` (records without boxes are skipped).

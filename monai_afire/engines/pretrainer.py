@@ -72,10 +72,11 @@ class AFiRePretrainer(Trainer):
     Each iteration reads the lesioned image, the clean image and the lesion mask from the batch (as
     :class:`monai_afire.transforms.RandSyntheticLesiond` writes them), runs ``network(lesioned, clean, mask)``, the
     loss ``loss_function(outputs, clean, mask, replace_prototypes=epoch <= replace_prototypes_epochs)``,
-    backpropagates, clips the gradients (:func:`clip_gradients`) and steps the optimiser. It fires MONAI's ``IterationEvents``
-    (FORWARD_COMPLETED, LOSS_COMPLETED, BACKWARD_COMPLETED, MODEL_COMPLETED); the teacher EMA, the schedules and the
-    checkpoints are handlers (see :mod:`monai_afire.engines`). ``engine.state.output`` holds ``"loss"`` (a detached
-    scalar tensor) and the float components ``"structure"``, ``"category"`` and ``"restoration"``.
+    backpropagates, clips the gradients (:func:`clip_gradients`) and steps the optimiser. It fires MONAI's
+    ``IterationEvents`` (FORWARD_COMPLETED, LOSS_COMPLETED, BACKWARD_COMPLETED, MODEL_COMPLETED); the teacher EMA, the
+    schedules and the checkpoints are handlers (see :mod:`monai_afire.engines`). ``engine.state.output`` holds
+    ``"loss"`` (a detached scalar tensor) and the float components ``"structure"``, ``"category"`` and
+    ``"restoration"``.
 
     Args:
         device: device of the network; batches are moved there.

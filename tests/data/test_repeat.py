@@ -69,7 +69,8 @@ class TestRepeatedDataset(unittest.TestCase):
                 for a, b in itertools.combinations(copies, 2):
                     self.assertTrue(a.any() and b.any())
                     self.assertFalse(torch.equal(a, b), f"two copies of film {index} share a lesion")
-            epochs.append(torch.stack([m for i in range(FILMS) for m in sorted(masks[i], key=lambda t: float(t.sum()))]))
+            ordered = [m for i in range(FILMS) for m in sorted(masks[i], key=lambda t: float(t.sum()))]
+            epochs.append(torch.stack(ordered))
         self.assertFalse(torch.equal(epochs[0], epochs[1]), "the second epoch repeated the first one's lesions")
 
     def test_epoch_seed_makes_the_epoch_reproducible(self):

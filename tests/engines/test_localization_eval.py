@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-
 import torch
+from PIL import Image
 
 from monai_afire.engines import load_afire_model, localization_cases, prepared_mask, run_localization
 from monai_afire.metrics.localization import resized_boxes

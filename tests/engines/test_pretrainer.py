@@ -179,11 +179,11 @@ class TestLesionCopiesPerEpoch(unittest.TestCase):
             lrs, frozen = [], []
             before = model.student.head.prototypes.detach().clone()
             trainer.add_event_handler(
-                Events.ITERATION_COMPLETED, lambda e: lrs.append(e.optimizer.param_groups[0]["lr"])
+                Events.ITERATION_COMPLETED, lambda e, lrs=lrs: lrs.append(e.optimizer.param_groups[0]["lr"])
             )
             trainer.add_event_handler(
                 Events.ITERATION_COMPLETED,
-                lambda e, m=model, b=before: frozen.append(torch.equal(m.student.head.prototypes, b)),
+                lambda e, m=model, b=before, f=frozen: f.append(torch.equal(m.student.head.prototypes, b)),
             )
             trainer.run()
             runs[copies] = (trainer.state.epoch_length, lrs, frozen, trainer.loss_function.flags)
@@ -196,6 +196,7 @@ class TestLesionCopiesPerEpoch(unittest.TestCase):
         self.assertEqual(frozen5, [True] * 10 + [False] * 10)
         self.assertEqual(frozen1, [True] * 2 + [False] * 2)
         self.assertEqual(flags5, [True] * 10 + [False] * 10)
+        self.assertEqual(flags1, [True] * 2 + [False] * 2)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ from __future__ import annotations
 import unittest
 
 import torch
-
 from parameterized import parameterized
 
 from monai_afire.losses import IMAGENET_STD, AnomalyRemovalRestorationLoss, normalized_scale

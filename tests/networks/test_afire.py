@@ -39,7 +39,7 @@ def lesion_batch(batch, size, seed=0):
 
 
 class TestAFiRe(unittest.TestCase):
-    @parameterized.expand([(2, (32, 32), False), (3, (16, 16, 24), False), (2, (32, 32), True), (3, (16, 16, 24), True)])
+    @parameterized.expand([(2, (32, 32), p) for p in (False, True)] + [(3, (16, 16, 24), p) for p in (False, True)])
     def test_forward_shapes(self, dims, size, lesion_prototype):
         model = tiny_model(img_size=size, spatial_dims=dims, lesion_prototype=lesion_prototype)
         self.assertEqual(model.has_lesion_prototype, lesion_prototype)
