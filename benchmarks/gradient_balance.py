@@ -10,11 +10,11 @@ i.e. the authors' lesions). Two recipes start from the same weights:
 - ``authors`` (``train.json``): no lesion prototype, no category term, restoration on ImageNet-normalised pixels;
 - ``afire_plus`` (``train.json`` + ``afire_plus.json``): the lesion prototype and the category term (weight 1).
 
-At initialisation and after ``--steps`` training steps, on one fixed measurement batch, the script backpropagates
-each weighted term alone and reports the L2 norm of its gradient over all trained parameters (student encoder and
-head, decoder), the norm of the total gradient, and what the clipping at 3.0 leaves of the structure term's
-gradient under per-tensor clipping (the authors') and global clipping: the norm of the structure part of the clipped
-total gradient divided by its unclipped norm.
+At initialisation and after ``--steps`` training steps (none with ``--steps 0``), on one fixed measurement batch,
+the script backpropagates each weighted term alone and reports the L2 norm of its gradient over all trained
+parameters (student encoder and head, decoder), the norm of the total gradient, and what the clipping at 3.0 leaves
+of the structure term's gradient under per-tensor clipping (the authors') and global clipping: the norm of the
+structure part of the clipped total gradient divided by its unclipped norm.
 
 The training steps follow the recipe's first epoch (prototype banks frozen, prototype state replaced by the batch
 mean, teacher EMA 0.996, AdamW with the recipe's weight-decay groups at 0.04, per-tensor clipping at 3.0), each on a
@@ -150,9 +150,10 @@ def run(args: argparse.Namespace) -> str:
         start = time.perf_counter()
         rows.append((recipe, "initialisation", measure(model, loss_fn, probe)))
         print(f"{recipe}: measured at initialisation in {time.perf_counter() - start:.0f} s", flush=True)
-        seconds = train_steps(model, loss_fn, image, args.batch, args.steps, args.lr, args.seed)
-        print(f"{recipe}: {args.steps} steps, {seconds:.1f} s per step", flush=True)
-        rows.append((recipe, f"after {args.steps} steps", measure(model, loss_fn, probe)))
+        if args.steps > 0:
+            seconds = train_steps(model, loss_fn, image, args.batch, args.steps, args.lr, args.seed)
+            print(f"{recipe}: {args.steps} steps, {seconds:.1f} s per step", flush=True)
+            rows.append((recipe, f"after {args.steps} steps", measure(model, loss_fn, probe)))
     lines = [
         "| recipe | when | structure | category | restoration | total | structure left after per-tensor clip "
         "| structure left after global clip | loss terms (structure / category / restoration) |",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch.nn.modules.loss import _Loss
@@ -73,6 +75,7 @@ class AnatomyConsistencyLoss(_Loss):
         self.category_weight = float(category_weight)
         self.register_buffer("prototype_state", torch.zeros(self.num_positions, self.num_prototypes))
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self._warned_untrained_lesion = False
 
     @torch.no_grad()
     def update_prototype_state(self, teacher_logits: torch.Tensor, replace: bool = False) -> torch.Tensor:
@@ -138,6 +141,15 @@ class AnatomyConsistencyLoss(_Loss):
         if token_labels.shape != (b, n):
             raise ValueError(
                 f"AnatomyConsistencyLoss: token_labels must be ({b}, {n}), got {tuple(token_labels.shape)}."
+            )
+        if self.category_weight == 0 and student_logits.shape[-1] == k + 1 and not self._warned_untrained_lesion:
+            self._warned_untrained_lesion = True
+            warnings.warn(
+                "AnatomyConsistencyLoss: category_weight=0 ignores the lesion logit, so the model's lesion prototype "
+                "gets no gradient and stays untrained (its probability is no anomaly score, and DDP may complain of "
+                "an unused parameter): build AFiRe(lesion_prototype=False) as train.json does, or set "
+                "category_weight > 0 as afire_plus.json does.",
+                stacklevel=2,
             )
         if self.training:
             self.update_prototype_state(teacher_logits, replace=replace_prototypes)

@@ -111,7 +111,8 @@ class RandSyntheticLesion(RandomizableTransform):
         amplitude: peak of a blob as a fraction of the texture (one number, or a range drawn per blob).
         ceiling: upper clip of the output (235/255 in the paper); None clips only at 0.
         sigma: width of the Gaussian fall-off relative to the blob's half axes (0.5 in the authors' code).
-        foreground_only: draw blob centres only on the body foreground (anywhere when no body is found).
+        foreground_only: draw blob centres only on the body foreground (anywhere when no body is found); with
+            ``placement="inside"`` a blob that would cross the border is then shifted into the image.
         placement: ``"inside"`` (authors') or ``"anywhere"``, see above.
         falloff: ``"rectangle"`` (authors') or ``"ellipse"``, see above.
         clip_scope: ``"image"`` (authors') or ``"lesion"``, see above.

@@ -100,7 +100,8 @@ class TestAnatomyConsistencyLoss(unittest.TestCase):
         student, teacher, labels = make_batch()
         default = AnatomyConsistencyLoss(L, K)
         self.assertEqual(default.category_weight, 0.0)
-        with_lesion = default(student, teacher, labels)
+        with self.assertWarnsRegex(UserWarning, "stays untrained"):
+            with_lesion = default(student, teacher, labels)
         default.eval()
         without = default(student[..., :K], teacher, labels)  # a model with no lesion prototype: (B, L, K)
         torch.testing.assert_close(without, with_lesion)
