@@ -202,7 +202,7 @@ def write_anomaly_maps(out_dir: str | Path, film: str | None = None, seeds: Sequ
             Path(out_dir) / "anomaly_maps.png",
             images,
             maps,
-            titles=[f"{t}: {kind}" for (t, _), kind in zip(samples, kinds)],
+            titles=[f"{t}\n({kind})" for (t, _), kind in zip(samples, kinds)],
             map_threshold=None,
             layout="xy",  # MONAI arrays are (x, y): show the film upright
         )
