@@ -32,9 +32,10 @@ from pathlib import Path
 
 import torch
 
-from monai_afire.engines import clip_gradients, weight_decay_param_groups
+from monai_afire.engines import clip_gradients
 from monai_afire.losses import AFiReLoss
 from monai_afire.networks import AFiRe, AFiReEncoder
+from monai_afire.optimizers import weight_decay_param_groups
 from monai_afire.transforms import RandSyntheticLesiond, radiograph_transforms
 
 __all__ = ["RECIPES", "lesioned_batch", "measure", "main"]

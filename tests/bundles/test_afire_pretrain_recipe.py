@@ -9,8 +9,9 @@ from pathlib import Path
 from monai.bundle import ConfigParser
 
 from monai_afire.transforms import RandSyntheticLesiond
+from tests.tiny import PRETRAIN_CONFIGS
 
-CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "afire_pretrain" / "configs"
+CONFIGS = PRETRAIN_CONFIGS
 
 #: the authors' values (their pre-training script and lesion-preparation script), by train.json key
 AUTHORS = {
@@ -28,6 +29,7 @@ AUTHORS = {
     "clip_grad_norm": 3.0,
     "clip_grad_mode": "per_tensor",
     "freeze_prototype_epochs": 1,
+    "replace_prototypes_epochs": 1,  # the prototype state is the batch mean during the first epoch
     "num_prototypes": 256,
     "head_hidden_dim": 1024,
     "head_bottleneck_dim": 256,
@@ -73,7 +75,7 @@ class TestAuthorsRecipe(unittest.TestCase):
         self.assertEqual(set(lesion), set(AUTHORS_LESION))
         for key, value in AUTHORS_LESION.items():
             self.assertEqual(lesion[key], value, key)
-        self.assertEqual(parser["lr"], "$monai_afire.engines.scaled_learning_rate(@base_lr, @batch_size, @world_size)")
+        self.assertEqual(parser["lr"], "$monai_afire.handlers.scaled_learning_rate(@base_lr, @batch_size, @world_size)")
 
     def test_the_values_reach_the_objects(self):
         parser = parser_of("train.json", **TINY)
