@@ -45,6 +45,8 @@ class AFiReClassifier(nn.Module):
         logits = model(torch.rand(2, 1, 224, 224))  # (2, 14)
     """
 
+    __constants__ = ["encoder_has_encode"]  # TorchScript compiles only the branch of the encoder in use
+
     def __init__(
         self,
         encoder: AFiReEncoder,
@@ -64,6 +66,7 @@ class AFiReClassifier(nn.Module):
         if pooling == "cls" and not getattr(encoder, "class_token", False):
             raise ValueError("AFiReClassifier: pooling='cls' needs an encoder built with class_token=True.")
         self.encoder = encoder
+        self.encoder_has_encode = callable(getattr(encoder, "encode", None))
         self.num_classes = int(num_classes)
         self.pooling = pooling
         self.mode = mode
@@ -87,11 +90,17 @@ class AFiReClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled image features (B, D)."""
-        tokens, cls_token = self.encoder.encode(x)
+        if self.encoder_has_encode:  # AFiReEncoder: one TorchScript-friendly call
+            tokens, cls_token = self.encoder.encode(x)
+            if self.pooling == "cls":
+                if cls_token is None:
+                    raise ValueError("AFiReClassifier: pooling='cls' needs an encoder built with class_token=True.")
+                return cls_token
+            return tokens.mean(dim=1)
+        out = self.encoder(x)  # any other token network: (B, L, D), or (tokens, class token)
         if self.pooling == "cls":
-            if cls_token is None:
-                raise ValueError("AFiReClassifier: pooling='cls' needs an encoder built with class_token=True.")
-            return cls_token
+            return out[1]
+        tokens = out[0] if isinstance(out, tuple) else out
         return tokens.mean(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -67,17 +67,13 @@ def _hook(kind: type[BaseException], error: BaseException, tb: TracebackType | N
     print(f"\nThe run stopped ({_HINT}):\n{user_message(error)}", file=sys.stderr, flush=True)
 
 
-def clean_errors(debug: bool | str | None = False, force: bool = False) -> bool:
+def clean_errors(debug: bool | str | None = False, force: bool = False) -> None:
     """Print errors that stop a bundle run as one clean message (see the module's description).
 
     Args:
         debug: keep Python's full traceback (also with ``MONAI_AFIRE_DEBUG=1``).
         force: install the handler in any process, not only in ``python -m monai.bundle`` ones (for tests).
-
-    Returns:
-        True when the handler was installed.
     """
     if debug_enabled(debug) or not (force or _is_bundle_entry_point()):
-        return False
+        return
     sys.excepthook = _hook
-    return True

@@ -50,8 +50,9 @@ class TestMessages(unittest.TestCase):
     def test_hook(self):
         no_debug = mock.patch.dict(os.environ, {"MONAI_AFIRE_DEBUG": ""})
         with mock.patch.object(sys, "excepthook", sys.excepthook), no_debug:
-            self.assertFalse(clean_errors())  # not a `python -m monai.bundle` process: nothing installed
-            self.assertTrue(clean_errors(force=True))
+            clean_errors()  # not a `python -m monai.bundle` process: nothing installed
+            self.assertIsNot(sys.excepthook, _hook)
+            clean_errors(force=True)
             self.assertIs(sys.excepthook, _hook)
             error = _wrapped()
             with mock.patch("sys.stderr", new_callable=io.StringIO) as err:
