@@ -237,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     outputs = {
         "simulated data": data,
         "checkpoint": latest_checkpoint(out / "models"),
-        "teacher encoder (weights and settings)": out / "models" / "teacher_encoder.pt",
+        "teacher encoder (weights)": out / "models" / "teacher_encoder.pt",
         "teacher encoder (TorchScript)": export_teacher_encoder(out, int(cfg["image_size"])),
         "loss history": history,
         "loss curves": plot_loss_curves(history, out / "loss_curves.png"),

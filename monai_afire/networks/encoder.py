@@ -129,7 +129,9 @@ class AFiReEncoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Patch tokens (B, L, D) and the class token (B, D) (None without one), in one TorchScript-friendly call."""
-        if list(x.shape[2:]) != list(self.img_size) or x.ndim != self.spatial_dims + 2:
+        if not torch.jit.is_tracing() and (  # a traced export takes the traced shape as it is
+            x.ndim != self.spatial_dims + 2 or list(x.shape[2:]) != list(self.img_size)
+        ):
             raise ValueError(
                 f"AFiReEncoder: expected input (B, {self.in_channels}, *{self.img_size}), got {list(x.shape)}."
             )
