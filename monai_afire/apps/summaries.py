@@ -26,7 +26,7 @@ __all__ = [
 
 
 def _path(path: str | os.PathLike | None) -> str:
-    return "-" if path is None else str(Path(path).resolve())
+    return "-" if path is None else os.path.abspath(path)  # normalised, symlinks kept as the user sees them
 
 
 def _emit(title: str, lines: Sequence[str]) -> str:
