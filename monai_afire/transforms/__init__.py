@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from .body_region import BodyRegion, find_body_region, otsu_threshold
+from .intensity import (
+    ScaleIntensityPercentiles,
+    ScaleIntensityPercentilesD,
+    ScaleIntensityPercentilesd,
+    ScaleIntensityPercentilesDict,
+    percentiles,
+)
 from .radiograph import (
     PHOTOMETRIC_TAG,
     InvertMonochrome1,
@@ -13,6 +20,10 @@ from .radiograph import (
     LoadRadiographD,
     LoadRadiographd,
     LoadRadiographDict,
+    PrepareRadiograph,
+    PrepareRadiographD,
+    PrepareRadiographd,
+    PrepareRadiographDict,
     RadiographDicomReader,
     ToGrayscale,
     ToGrayscaleD,
@@ -41,11 +52,19 @@ __all__ = [
     "LoadRadiographDict",
     "LoadRadiographd",
     "PHOTOMETRIC_TAG",
+    "PrepareRadiograph",
+    "PrepareRadiographD",
+    "PrepareRadiographDict",
+    "PrepareRadiographd",
     "RadiographDicomReader",
     "RandSyntheticLesion",
     "RandSyntheticLesionD",
     "RandSyntheticLesionDict",
     "RandSyntheticLesiond",
+    "ScaleIntensityPercentiles",
+    "ScaleIntensityPercentilesD",
+    "ScaleIntensityPercentilesDict",
+    "ScaleIntensityPercentilesd",
     "ToGrayscale",
     "ToGrayscaleD",
     "ToGrayscaleDict",
@@ -53,5 +72,6 @@ __all__ = [
     "find_body_region",
     "otsu_threshold",
     "patch_labels",
+    "percentiles",
     "radiograph_transforms",
 ]
