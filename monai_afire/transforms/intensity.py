@@ -85,9 +85,7 @@ class ScaleIntensityPercentiles(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(
-        self, lower: float, upper: float, b_min: float = 0.0, b_max: float = 1.0, clip: bool = True
-    ) -> None:
+    def __init__(self, lower: float, upper: float, b_min: float = 0.0, b_max: float = 1.0, clip: bool = True) -> None:
         if not 0 <= lower < upper <= 100:
             raise ValueError(
                 f"ScaleIntensityPercentiles: need 0 <= lower < upper <= 100, got lower={lower}, upper={upper}."

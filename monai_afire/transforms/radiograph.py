@@ -390,7 +390,9 @@ class PrepareRadiographd(_ArrayTransformd):
         pad: bool = True,
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(PrepareRadiograph(image_size, lower_percentile, upper_percentile, pad), keys, allow_missing_keys)
+        super().__init__(
+            PrepareRadiograph(image_size, lower_percentile, upper_percentile, pad), keys, allow_missing_keys
+        )
 
 
 def radiograph_transforms(
