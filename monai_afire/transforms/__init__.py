@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from .batched_lesion import (
+    LesionBlobs,
+    RandSyntheticLesionBatch,
+    RandSyntheticLesionBatchD,
+    RandSyntheticLesionBatchd,
+    RandSyntheticLesionBatchDict,
+    body_centres,
+)
 from .body_region import BodyRegion, find_body_region, otsu_threshold
 from .intensity import (
     ScaleIntensityPercentiles,
@@ -47,6 +55,7 @@ __all__ = [
     "InvertMonochrome1Dict",
     "InvertMonochrome1d",
     "LesionBlob",
+    "LesionBlobs",
     "LoadRadiograph",
     "LoadRadiographD",
     "LoadRadiographDict",
@@ -58,6 +67,10 @@ __all__ = [
     "PrepareRadiographd",
     "RadiographDicomReader",
     "RandSyntheticLesion",
+    "RandSyntheticLesionBatch",
+    "RandSyntheticLesionBatchD",
+    "RandSyntheticLesionBatchDict",
+    "RandSyntheticLesionBatchd",
     "RandSyntheticLesionD",
     "RandSyntheticLesionDict",
     "RandSyntheticLesiond",
@@ -69,6 +82,7 @@ __all__ = [
     "ToGrayscaleD",
     "ToGrayscaleDict",
     "ToGrayscaled",
+    "body_centres",
     "find_body_region",
     "otsu_threshold",
     "patch_labels",
