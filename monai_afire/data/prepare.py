@@ -165,11 +165,8 @@ class _Converter:
     """Loads, prepares and writes films with fixed settings (one per process)."""
 
     def __init__(self, size: int, bits: int, lower: float, upper: float, compress_level: int) -> None:
-        import torch
-
         from monai_afire.transforms import LoadRadiograph, PrepareRadiograph
 
-        torch.set_num_threads(1)
         self.settings = _settings(size, bits, lower, upper)
         self.compress_level = int(compress_level)
         self.load = LoadRadiograph()
@@ -228,7 +225,10 @@ _WORKER: _Converter | None = None
 
 
 def _init_worker(size: int, bits: int, lower: float, upper: float, compress_level: int) -> None:
+    import torch
+
     global _WORKER
+    torch.set_num_threads(1)  # one core per worker process
     _WORKER = _Converter(size, bits, lower, upper, compress_level)
 
 
