@@ -384,6 +384,19 @@ def ablation(files: Sequence[str], image_size: int, images: int, rounds: int, ba
     return [(label, statistics.median(values)) for label, values in rates.items()]
 
 
+def prepare_rate(files: Sequence[str], folder: Path, rounds: int) -> float:
+    """Films per CPU-second of ``prepare_film`` (256 px, 8-bit) on ``files``, median over ``rounds``."""
+    from monai_afire.data.prepare import prepare_film
+
+    rates = []
+    for r in range(rounds):
+        start = time.process_time()
+        for i, film in enumerate(files):
+            prepare_film(film, folder / f"round{r}" / f"{i}.png", size=256, bits=8)
+        rates.append(len(files) / (time.process_time() - start))
+    return statistics.median(rates)
+
+
 def has_device_lesion() -> bool:
     try:
         from monai_afire.transforms import RandSyntheticLesionBatchd  # noqa: F401
@@ -466,6 +479,10 @@ def main(argv: Sequence[str] | None = None) -> str:
         steps = None
         if device and not args.no_ablation:
             steps = ablation(cases[0].files, args.image_size, args.images, args.rounds, args.batch)
+        conversions = []
+        if device:  # the prepare command exists
+            for case in cases[3:]:
+                conversions.append((case, prepare_rate(case.files, folder / "prepare_rate", max(1, args.rounds // 2))))
         close = {}
         for index, label in ((0, "256 px 8-bit"), (1, "256 px 16-bit"), (2, "224 px 8-bit")):
             prepared = cases[index].files[0]
@@ -527,6 +544,16 @@ def main(argv: Sequence[str] | None = None) -> str:
             "|---|---|---|",
         ]
         lines += [f"| {label} | {rate:.0f} | {rate / steps[0][1]:.2f} |" for label, rate in steps]
+    if conversions:
+        lines += [
+            "",
+            "`python -m monai_afire.data.prepare --size 256 --bits 8` (one film at a time in this process, PNG write "
+            "included; the command runs one such process per core):",
+            "",
+            "| films | films per CPU-second | hours for 811,170 films on 16 cores |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {case.label} | {rate:.1f} | {811170 / rate / 16 / 3600:.1f} |" for case, rate in conversions]
     lines += [
         "",
         f"Prepared vs original film through the pipeline at {args.image_size} px without lesion (mean / largest "
