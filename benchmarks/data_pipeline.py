@@ -503,7 +503,9 @@ def main(argv: Sequence[str] | None = None) -> str:
         "Lesion in the worker: the chain as the bundle runs it. Lesion on the device: the worker chain without "
         "`RandSyntheticLesiond`, and `RandSyntheticLesionBatchd` applied to each collated batch on the training "
         "device; its cost on this CPU is shown in the last column but is not the worker's (on a GPU it is a few "
-        "tensor operations per batch).",
+        "tensor operations per batch)."
+        if device
+        else "",
         "",
         "| input | lesion | KB/file | decode ms | prepare ms | lesion ms | to tensor ms | collate ms "
         "| worker CPU ms/image | images per CPU-second | wall images/s | target >= 300/core "
