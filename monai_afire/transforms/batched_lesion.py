@@ -138,10 +138,11 @@ def body_centres(images: torch.Tensor, grid_size: int = 64, iterations: int = 12
         indexing="ij",
     )
     found = count > 0
-    fallback = torch.tensor([(s - 1) / 2.0 for s in spatial], device=images.device, dtype=dtype)
-    centres = torch.stack([(g * region).sum(dim=(1, 2)) for g in grid], dim=1) / count.clamp(min=1).unsqueeze(1)
-    centres = torch.where(found.unsqueeze(1), centres * stride, fallback)
-    return centres.float()
+    centres = [
+        torch.where(found, (g * region).sum(dim=(1, 2)) / count.clamp(min=1) * stride, (s - 1) / 2.0)
+        for g, s in zip(grid, spatial)
+    ]  # Python scalars, not host tensors: nothing is copied to the device
+    return torch.stack(centres, dim=1).float()
 
 
 @dataclass
@@ -248,26 +249,24 @@ class RandSyntheticLesionBatch(RandomizableTransform):
         """Draw the blobs of a batch: per image whether it is lesioned and how many blobs; per blob its size (each
         axis independently), position and amplitude, as :meth:`RandSyntheticLesion.randomize` draws them."""
         g = self.generator(device)
-        shape = torch.tensor([int(s) for s in spatial_shape], device=device)
         lesioned = torch.rand(batch_size, generator=g, device=device) < self.prob
         low, high = self.num_lesions
         count = torch.randint(low, high + 1, (batch_size,), generator=g, device=device)
         slots = max(high, 1)
         active = (torch.arange(slots, device=device) < count.unsqueeze(1)) & lesioned.unsqueeze(1)
-        size = torch.stack(
-            [
-                torch.randint(lo, hi + 1, (batch_size, slots), generator=g, device=device)
-                for lo, hi in self.size_range(spatial_shape)
-            ],
-            dim=-1,
-        )
-        uniform = torch.rand(batch_size, slots, 2, generator=g, device=device)
-        if self.placement == "inside":
-            size = torch.minimum(size, shape)
-            choices = shape - size + 1
-            start = torch.minimum((uniform * choices).long(), choices - 1)
-        else:
-            start = torch.minimum((uniform * shape).long(), shape - 1) - size // 2
+        sizes, starts = [], []
+        for (lo, hi), side in zip(self.size_range(spatial_shape), spatial_shape):
+            size = torch.randint(lo, hi + 1, (batch_size, slots), generator=g, device=device)
+            uniform = torch.rand(batch_size, slots, generator=g, device=device)
+            if self.placement == "inside":  # the corner uniform among the positions where the blob fits
+                size = size.clamp(max=int(side))
+                choices = int(side) + 1 - size
+                start = torch.minimum((uniform * choices).long(), choices - 1)
+            else:  # the centre uniform over the image
+                start = (uniform * int(side)).long().clamp(max=int(side) - 1) - size // 2
+            sizes.append(size)
+            starts.append(start)
+        size, start = torch.stack(sizes, dim=-1), torch.stack(starts, dim=-1)
         a0, a1 = self.amplitude
         amplitude = a0 + (a1 - a0) * torch.rand(batch_size, slots, generator=g, device=device)
         return LesionBlobs(active, start, size, amplitude, lesioned)

@@ -214,6 +214,19 @@ class TestBatchTransform(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, message):
             RandSyntheticLesionBatchd(keys="image", lesion_size=(16, 32))(data)
 
+    @unittest.skipUnless(torch.cuda.is_available(), "needs a CUDA device")
+    def test_no_host_device_synchronisation(self):
+        images = chest_like(4).cuda()
+        transform = RandSyntheticLesionBatchd(keys="image").set_random_state(0)
+        transform({"image": images})  # first call: generator and kernels set up
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            out = transform({"image": images})
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        self.assertEqual(out["lesion_mask"].device.type, "cuda")
+
     @parameterized.expand(
         [({"placement": "edge"}, "placement"), ({"falloff": "box"}, "falloff"), ({"sigma": 0}, "sigma")]
     )
