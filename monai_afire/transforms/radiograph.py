@@ -174,7 +174,8 @@ class LoadRadiograph(Transform):
             )
         if img.numel() == 0:
             raise ValueError(f"LoadRadiograph: {filename} has no pixels (shape {tuple(img.shape)}).")
-        if not bool(torch.isfinite(img.as_tensor()).all()):
+        integer = reader is self.pil and img.meta.get("mode") != "F"  # PIL's integer modes hold only finite values
+        if not integer and not bool(torch.isfinite(img.as_tensor()).all()):
             raise ValueError(f"LoadRadiograph: {filename} contains NaN or infinite pixels; expected finite values.")
         return img
 

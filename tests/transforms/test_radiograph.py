@@ -186,6 +186,16 @@ class TestRadiographFiles(unittest.TestCase):
             radiograph_transforms()({"image": str(path)})
         self.assertRegex(messages(caught.exception), "nan.nii contains NaN")
 
+    def test_nan_pixels_in_a_float_tiff(self):
+        array = np.ones((8, 8), np.float32)
+        array[2, 3] = np.nan
+        path = self.dir / "nan.tiff"
+        Image.fromarray(array).save(path)
+        with self.assertRaisesRegex(ValueError, "nan.tiff contains NaN"):
+            LoadRadiograph()(path)
+        Image.fromarray(np.ones((8, 8), np.float32)).save(path)
+        self.assertEqual(LoadRadiograph()(path).meta["mode"], "F")
+
     def test_volume_is_rejected(self):
         path = self.dir / "volume.nii.gz"
         nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.float32), np.eye(4)), path)
