@@ -22,7 +22,7 @@ from .simcxr import DEFAULT_PREVALENCE, SimCXRGenerator, SimCXRSample, SimCXRSet
 from .simcxr_findings import FINDINGS as SIMCXR_FINDINGS
 from .simcxr_phantom import ANATOMY_LABELS as SIMCXR_ANATOMY_LABELS
 from .simcxr_phantom import load_phantom
-from .splits import label_fraction_split, read_split_list, write_split_list
+from .splits import holdout_split, label_fraction_split, read_split_list, write_split_list
 
 # imported on first use, so that ``python -m monai_afire.data.prepare`` does not import its own module twice
 _PREPARE = ("FILM_EXTENSIONS", "PrepareSummary", "prepare_film", "prepare_films", "prepared_name")
@@ -51,6 +51,7 @@ __all__ = [
     "load_mimic_cxr",
     "load_rsna_pneumonia",
     "load_vindr_cxr",
+    "holdout_split",
     "label_fraction_split",
     "read_split_list",
     "write_split_list",
