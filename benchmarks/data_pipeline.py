@@ -1,7 +1,7 @@
 """Images per CPU-second of one loader worker for the whole pre-training input chain, from files on disk.
 
 The chain is the one the pre-training bundle runs in every DataLoader worker,
-``monai_afire.engines.pretraining_transforms(224)``: decode the file, prepare it (MONOCHROME1 inversion, one channel,
+``monai_afire.apps.pretraining_transforms(224)``: decode the file, prepare it (MONOCHROME1 inversion, one channel,
 longest side to 224, percentiles to [0, 1], pad), add the Synthetic Lesion Mask, make tensors; then MONAI's
 ``list_data_collate`` makes batches. Inputs, all written from the real film ``RG1_UNCR.dcm`` of pydicom-data (CR,
 1955 x 1841, MONOCHROME1; each copy with its own noise, shift and contrast, so no two files are equal):
@@ -231,7 +231,7 @@ def worker_chain(image_size: int, device_lesion: bool):
     (and the batched lesion to apply to each batch)."""
     from monai.transforms import Compose, EnsureTyped
 
-    from monai_afire.engines import pretraining_transforms
+    from monai_afire.apps import pretraining_transforms
     from monai_afire.transforms import radiograph_transforms
 
     if not device_lesion:

@@ -5,7 +5,6 @@ import csv
 import io
 import os
 import shutil
-import tempfile
 import unittest
 from pathlib import Path
 
@@ -16,10 +15,11 @@ from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from monai_afire.apps import classification_transforms, pretraining_records, pretraining_transforms
 from monai_afire.data import load_dataset, prepare_film, prepare_films, prepared_name
 from monai_afire.data.prepare import FAILED, MANIFEST, TMP_SUFFIX, main
-from monai_afire.engines import pretraining_records, pretraining_transforms
 from monai_afire.transforms import LoadRadiograph, PrepareRadiograph, radiograph_transforms
+from tests.tiny import TmpDirTestCase
 
 TINY_CR = Path(pydicom.__file__).parent / "data" / "test_files" / "dicomdirtests" / "77654033" / "CR1" / "6154"
 
@@ -75,14 +75,7 @@ def run_main(*argv) -> tuple[int, str, str]:
     return status, out.getvalue(), err.getvalue()
 
 
-class TestPrepareFilm(unittest.TestCase):
-    def setUp(self):
-        self._dir = tempfile.TemporaryDirectory()
-        self.dir = Path(self._dir.name)
-
-    def tearDown(self):
-        self._dir.cleanup()
-
+class TestPrepareFilm(TmpDirTestCase):
     @parameterized.expand([("a/b/c.dcm", "a/b/c.png"), ("x.PNG", "x.png"), ("d/e.nii.gz", "d/e.png"), ("f", "f.png")])
     def test_prepared_name(self, relative, expected):
         self.assertEqual(prepared_name(relative), expected)
@@ -90,7 +83,7 @@ class TestPrepareFilm(unittest.TestCase):
     @parameterized.expand([(8, np.uint8, "L"), (16, np.uint16, "I;16")])
     def test_monochrome1_cr_matches_pipeline(self, bits, dtype, mode):
         self.assertEqual(pydicom.dcmread(TINY_CR).PhotometricInterpretation, "MONOCHROME1")
-        target = self.dir / "cr.png"
+        target = self.tmp / "cr.png"
         record = prepare_film(TINY_CR, target, size=24, bits=bits)
         with Image.open(target) as image:
             self.assertEqual(image.mode, mode)
@@ -112,8 +105,8 @@ class TestPrepareFilm(unittest.TestCase):
     )
     def test_dicom_rescale_and_inversion(self, _, photometric, slope, intercept):
         pixels = film_pixels()
-        source = write_dicom(self.dir / "film.dcm", pixels, photometric, slope, intercept)
-        target = self.dir / "film.png"
+        source = write_dicom(self.tmp / "film.dcm", pixels, photometric, slope, intercept)
+        target = self.tmp / "film.png"
         prepare_film(source, target, size=26, bits=16, lower_percentile=0, upper_percentile=100)
         stored = png(target).astype(np.float64) / 65535
         self.assertEqual(stored.shape, (18, 26))  # rows, columns as in the film: no resize at the longest side
@@ -124,8 +117,8 @@ class TestPrepareFilm(unittest.TestCase):
 
     @parameterized.expand([("grey.jpg", "L"), ("colour.png", "RGB"), ("palette.png", "P")])
     def test_png_and_jpeg(self, name, mode):
-        source = write_image(self.dir / name, film_pixels(40, 30).astype(np.float64), mode)
-        target = self.dir / "out" / "film.png"
+        source = write_image(self.tmp / name, film_pixels(40, 30).astype(np.float64), mode)
+        target = self.tmp / "out" / "film.png"
         record = prepare_film(source, target, size=20, bits=8)
         stored = png(target)
         self.assertEqual(stored.shape, (20, 15))
@@ -140,16 +133,16 @@ class TestPrepareFilm(unittest.TestCase):
 
     def test_bad_settings(self):
         with self.assertRaisesRegex(ValueError, "bits must be 8 or 16"):
-            prepare_film(TINY_CR, self.dir / "x.png", bits=12)
+            prepare_film(TINY_CR, self.tmp / "x.png", bits=12)
         with self.assertRaisesRegex(RuntimeError, "absent.dcm"):
-            prepare_film(self.dir / "absent.dcm", self.dir / "x.png")
-        self.assertFalse((self.dir / "x.png").exists())
+            prepare_film(self.tmp / "absent.dcm", self.tmp / "x.png")
+        self.assertFalse((self.tmp / "x.png").exists())
 
 
-class TestPrepareFolder(unittest.TestCase):
+class TestPrepareFolder(TmpDirTestCase):
     def setUp(self):
-        self._dir = tempfile.TemporaryDirectory()
-        root = Path(self._dir.name)
+        super().setUp()
+        root = self.tmp
         self.src, self.out = root / "src", root / "out"
         write_dicom(self.src / "p1" / "s1" / "a.dcm", film_pixels(30, 24, 1), "MONOCHROME1", 2.0, -10.0)
         shutil.copy(TINY_CR, self.src / "p1" / "cr.dcm")
@@ -157,9 +150,6 @@ class TestPrepareFolder(unittest.TestCase):
         write_image(self.src / "p2" / "c.jpeg", film_pixels(36, 20, 3).astype(np.float64))
         (self.src / "notes.txt").write_text("not a film\n")
         self.expected = ["p1/cr.png", "p1/s1/a.png", "p2/b.png", "p2/c.png"]
-
-    def tearDown(self):
-        self._dir.cleanup()
 
     def prepared(self) -> list[str]:
         return sorted(
@@ -262,16 +252,9 @@ NIH_HEADER = (
 )
 
 
-class TestPrepareDatasets(unittest.TestCase):
-    def setUp(self):
-        self._dir = tempfile.TemporaryDirectory()
-        self.root = Path(self._dir.name)
-
-    def tearDown(self):
-        self._dir.cleanup()
-
+class TestPrepareDatasets(TmpDirTestCase):
     def test_chestxray14_layout_reads_unchanged(self):
-        src, out = self.root / "nih", self.root / "nih-32"
+        src, out = self.tmp / "nih", self.tmp / "nih-32"
         sizes = {"00000001_000.png": (64, 48), "00000001_001.png": (40, 40), "00000002_000.png": (48, 64)}
         for i, (name, (width, height)) in enumerate(sizes.items()):
             folder = "images_002/images" if name.startswith("00000002") else "images_001/images"
@@ -308,13 +291,11 @@ class TestPrepareDatasets(unittest.TestCase):
         # boxes follow the films: 48 x 64 -> 24 x 32 is a factor 0.5 on both axes
         np.testing.assert_allclose(record["boxes"], [[4, 8, 16, 24]])
         # the classification pipeline reads a prepared film
-        from monai_afire.engines.classification_data import classification_transforms
-
         sample = classification_transforms(32)({"image": record["image"], "label": record["label"]})
         self.assertEqual(tuple(sample["image"].shape), (1, 32, 32))
 
     def test_chexpert_table_paths_renamed(self):
-        src, out = self.root / "CheXpert-v1.0-small", self.root / "prepared" / "CheXpert-v1.0-small"
+        src, out = self.tmp / "CheXpert-v1.0-small", self.tmp / "prepared" / "CheXpert-v1.0-small"
         rel = "train/patient00001/study1/view1_frontal.jpg"
         write_image(src / rel, film_pixels(30, 24).astype(np.float64))
         (src / "train.csv").write_text(
@@ -329,7 +310,7 @@ class TestPrepareDatasets(unittest.TestCase):
         np.testing.assert_array_equal(records[0]["label"], load_dataset("chexpert", src)[0][0]["label"])
 
     def test_missing_dataset_film_is_listed(self):
-        src, out = self.root / "nih", self.root / "out"
+        src, out = self.tmp / "nih", self.tmp / "out"
         write_image(src / "images" / "a.png", film_pixels(20, 20).astype(np.float64))
         (src / "Data_Entry_2017.csv").write_text(
             NIH_HEADER + "a.png,No Finding,0,1,1,M,PA,20,20,0.1,0.1,\nb.png,No Finding,0,2,1,M,PA,20,20,0.1,0.1,\n"

@@ -98,7 +98,6 @@ class TestRealFilms(unittest.TestCase):
 
 
 class TestRadiographFiles(TmpDirTestCase):
-
     @parameterized.expand(
         [
             ("gray8.png", lambda p: p.astype(np.uint8)),
@@ -248,15 +247,8 @@ def monai_preparation(image_size, lower=0.5, upper=99.5):
     ]
 
 
-class TestPrepareEqualsMonai(unittest.TestCase):
+class TestPrepareEqualsMonai(TmpDirTestCase):
     """The fast paths give what the MONAI transforms they replace give."""
-
-    def setUp(self):
-        self._dir = tempfile.TemporaryDirectory()
-        self.dir = Path(self._dir.name)
-
-    def tearDown(self):
-        self._dir.cleanup()
 
     @parameterized.expand(
         [
@@ -271,7 +263,7 @@ class TestPrepareEqualsMonai(unittest.TestCase):
         ]
     )
     def test_load_pil_equals_monai_loader(self, mode, make, suffix):
-        path = self.dir / f"film.{suffix}"
+        path = self.tmp / f"film.{suffix}"
         Image.fromarray(make(np.tile(np.linspace(10, 200, 30), (20, 1)) + gradient() % 7)).convert(mode).save(path)
         fast = LoadRadiograph()(path)
         reference = LoadImage(image_only=True, ensure_channel_first=True, dtype="float32")(
