@@ -182,7 +182,7 @@ class TestRadiographFiles(TmpDirTestCase):
     def test_nan_pixels_in_a_float_tiff(self):
         array = np.ones((8, 8), np.float32)
         array[2, 3] = np.nan
-        path = self.dir / "nan.tiff"
+        path = self.tmp / "nan.tiff"
         Image.fromarray(array).save(path)
         with self.assertRaisesRegex(ValueError, "nan.tiff contains NaN"):
             LoadRadiograph()(path)
