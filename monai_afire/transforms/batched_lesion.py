@@ -23,7 +23,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import ensure_tuple_rep
 
-from .synthetic_lesion import _as_range, _to_pixels
+from .synthetic_lesion import CLIP_SCOPES, FALLOFFS, PLACEMENTS, _as_range, _choice, _to_pixels
 from .utils import require_keys
 
 __all__ = [
@@ -34,10 +34,6 @@ __all__ = [
     "RandSyntheticLesionBatchD",
     "RandSyntheticLesionBatchDict",
 ]
-
-PLACEMENTS = ("inside", "anywhere")
-FALLOFFS = ("rectangle", "ellipse")
-CLIP_SCOPES = ("image", "lesion")
 
 
 def _otsu_thresholds(values: torch.Tensor, bins: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,18 +207,13 @@ class RandSyntheticLesionBatch(RandomizableTransform):
             raise ValueError(f"ceiling must be > 0 or None, got {ceiling}.")
         if not sigma > 0:
             raise ValueError(f"sigma must be > 0, got {sigma}.")
-        for value, options, name in (
-            (placement, PLACEMENTS, "placement"),
-            (falloff, FALLOFFS, "falloff"),
-            (clip_scope, CLIP_SCOPES, "clip_scope"),
-        ):
-            if value not in options:
-                raise ValueError(f"{name} must be one of {list(options)}, got {value!r}.")
+        self.placement = _choice(placement, PLACEMENTS, "placement")
+        self.falloff = _choice(falloff, FALLOFFS, "falloff")
+        self.clip_scope = _choice(clip_scope, CLIP_SCOPES, "clip_scope")
         self.texture_size = float(texture_size)
         self.amplitude = _as_range(amplitude, "amplitude")
         self.ceiling = None if ceiling is None else float(ceiling)
         self.sigma = float(sigma)
-        self.placement, self.falloff, self.clip_scope = placement, falloff, clip_scope
         self.grid_size = int(grid_size)
         self._seed = int(self.R.randint(2**62))
         self._generators: dict[str, torch.Generator] = {}
