@@ -272,13 +272,17 @@ class RandSyntheticLesionBatch(RandomizableTransform):
             local = torch.arange(side, device=device, dtype=dtype).unsqueeze(0) - blobs.start[:, k, axis].to(
                 dtype
             ).unsqueeze(1)
-            centred = 2 * (local + 0.5) / z - 1
+            half = z / 2
+            # as the per-image transform computes it: the two ends of the box are exact mirror images, so the
+            # rectangle fall-off is exactly 0 at all four corners (and this is also the texture lookup coordinate)
+            centred = (local + 0.5 - half) / half
             axes.append(centred)
             inside.append((local >= 0) & (local < z))
             # extremes of the Gaussian over the box's pixel centres: the end pixels and the middle one(s)
-            gauss_low.append(torch.exp(-0.5 * ((1 - 1 / z) / self.sigma) ** 2))
+            gauss_low.append(torch.exp(-0.5 * (((0.5 - half) / half) / self.sigma) ** 2))
             odd = torch.remainder(blobs.size[:, k, axis], 2).unsqueeze(1) == 1
-            gauss_high.append(torch.where(odd, torch.ones_like(z), torch.exp(-0.5 * (1 / (z * self.sigma)) ** 2)))
+            middle = torch.exp(-0.5 * ((0.5 / half) / self.sigma) ** 2)
+            gauss_high.append(torch.where(odd, torch.ones_like(z), middle))
         gauss = [torch.exp(-0.5 * (c / self.sigma) ** 2) for c in axes]
         product = gauss[0].unsqueeze(2) * gauss[1].unsqueeze(1)
         box = inside[0].unsqueeze(2) & inside[1].unsqueeze(1) & blobs.active[:, k].view(-1, 1, 1)
@@ -286,7 +290,7 @@ class RandSyntheticLesionBatch(RandomizableTransform):
             low = (gauss_low[0] * gauss_low[1]).unsqueeze(2)
             high = (gauss_high[0] * gauss_high[1]).unsqueeze(2)
             span = high - low
-            weight = torch.where(span > 0, (product - low) / torch.where(span > 0, span, 1.0), 1.0)
+            weight = torch.where(span > 0, (product - low) / torch.where(span > 0, span, 1.0), 1.0).clamp(min=0.0)
         else:
             edge = math.exp(-0.5 / self.sigma**2)
             weight = ((product - edge) / (1.0 - edge)).clamp(min=0.0)
@@ -321,7 +325,8 @@ class RandSyntheticLesionBatch(RandomizableTransform):
         mask = torch.zeros_like(images)
         for k in range(blobs.active.shape[1]):
             weight, axes = self._weights(blobs, k, spatial, images.dtype)
-            # bilinear resize of the texture to the box (align_corners=False) = sampling at the centred coordinates
+            # bilinear resize of the texture to the box (align_corners=False) = sampling at the centred coordinates,
+            # which run from -1 to 1 over the box as grid_sample's normalised coordinates do
             grid = torch.stack(torch.broadcast_tensors(axes[1].unsqueeze(1), axes[0].unsqueeze(2)), dim=-1)
             patch = F.grid_sample(texture, grid, mode="bilinear", padding_mode="border", align_corners=False)
             mask = mask + (blobs.amplitude[:, k].view(-1, 1, 1, 1) * weight.unsqueeze(1)) * patch

@@ -160,6 +160,9 @@ class TestSameMaskAsPerImage(unittest.TestCase):
         out, mask = batched(images, return_mask=True, blobs=blobs_of(drawn))
         torch.testing.assert_close(mask, torch.stack(masks), atol=2e-6, rtol=0)
         torch.testing.assert_close(out, torch.stack(outs), atol=2e-6, rtol=0)
+        # the same pixels are lesion (zero at the rectangle's corners, never a rounding speck): the token labels agree
+        self.assertTrue(torch.equal(mask > 0, torch.stack(masks) > 0))
+        self.assertGreaterEqual(float(mask.min()), 0.0)
         self.assertTrue(bool((mask > 0).any()))
 
 
