@@ -14,6 +14,7 @@ wall time, machine and load), ``OUT/evidence.csv`` every number, ``OUT/evidence.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.evidence_study import PRESETS, STAGES, Study, get_arm, get_preset  # noqa: E402
+from benchmarks.evidence_study.arms import custom_arm  # noqa: E402
 
 
 def dry_run(preset, arms) -> str:
@@ -34,7 +36,8 @@ def dry_run(preset, arms) -> str:
              f"{preset.batch_size}); device {preset.device}"]  # fmt: skip
     runs = 0
     for name in arms:
-        arm = get_arm(name, preset.ablation_base)
+        arm = name if not isinstance(name, str) else get_arm(name, preset.ablation_base)
+        name = arm.name
         seeds = preset.arm_seeds(name)
         fine = name in preset.finetune_arms
         runs += len(seeds) if arm.pretrained else 0
@@ -60,18 +63,21 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     parser.add_argument("--out", default="benchmarks/results/evidence", help="output folder (cache in OUT/cache)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="preset overrides (JSON values)")
     parser.add_argument("--arms", default=None, help="comma-separated subset of the preset's arms")
+    parser.add_argument("--extra-arms", default=None, type=json.loads,
+                        help='JSON {name: {"base": "afire_plus", "overrides": {...}}}: extra AFiRe arms (exploration)')
     parser.add_argument("--until", default="report", choices=STAGES, help="stop after this stage")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     args = parser.parse_args(argv)
     preset = get_preset(args.preset, args.set)
-    arms = tuple(args.arms.split(",")) if args.arms else preset.arms
+    arms: list = list(args.arms.split(",")) if args.arms else list(preset.arms)
     for name in arms:
         get_arm(name, preset.ablation_base)
+    arms += [custom_arm(name, spec, preset.ablation_base) for name, spec in (args.extra_arms or {}).items()]
     if args.dry_run:
         print(dry_run(preset, arms))
         return None
     command = "python benchmarks/evidence.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    path = Study(preset, args.out, arms=arms).run(command=command, until=args.until)
+    path = Study(preset, args.out, arms=tuple(arms)).run(command=command, until=args.until)
     if path is not None:
         print(f"Wrote {path}")
     return path

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Arm", "ARMS", "get_arm", "ablation_arm"]
+__all__ = ["Arm", "ARMS", "get_arm", "ablation_arm", "custom_arm"]
 
 KINDS = ("random", "pixels", "densenet", "mae", "dino", "afire")
 
@@ -119,3 +119,21 @@ def get_arm(name: str, ablation_base: str = "afire_plus") -> Arm:
     if name not in arms:
         raise ValueError(f"Unknown arm {name!r}; expected one of {sorted(arms)}.")
     return arms[name]
+
+
+def custom_arm(name: str, spec: Mapping[str, Any], ablation_base: str = "afire_plus") -> Arm:
+    """An extra AFiRe arm for exploration on validation: ``spec = {"base": arm name, "overrides": {...},
+    "label": ...}`` (the base's configs, its overrides updated).
+
+    Raises:
+        ValueError: the base is not an AFiRe arm, or the spec has unknown keys.
+    """
+    unknown = sorted(set(spec) - {"base", "overrides", "label", "description"})
+    if unknown:
+        raise ValueError(f"custom arm {name}: unknown keys {unknown}; expected base, overrides, label, description.")
+    base = get_arm(str(spec.get("base", "afire_plus")), ablation_base)
+    if base.kind != "afire":
+        raise ValueError(f"custom arm {name}: the base {base.name} is not an AFiRe arm.")
+    overrides = dict(spec.get("overrides", {}))
+    label = str(spec.get("label", f"{base.label} {overrides}"))
+    return Arm(name, label, "afire", base.configs, {**base.overrides, **overrides}, str(spec.get("description", label)))

@@ -49,7 +49,8 @@ def _save(path: Path, state: dict) -> None:
 
 def pretrain_arm(arm: Arm, seed: int, preset: Preset, pretrain_dir: str | os.PathLike, workdir: str | os.PathLike,
                  images: Callable[[], torch.Tensor]) -> Path:  # fmt: skip
-    """Pre-train (or, for ``random``, just initialise) one arm; returns ``WORK/encoder.pt``.
+    """Pre-train (or, for ``random``, just initialise) one arm; returns ``WORK/encoder.pt``. A finished run (its
+    ``pretrain.json`` written last) is not run again; an AFiRe run resumes from its newest bundle checkpoint.
 
     Args:
         arm: a ViT arm (``random``, ``mae``, ``dino`` or ``afire``).
@@ -60,8 +61,10 @@ def pretrain_arm(arm: Arm, seed: int, preset: Preset, pretrain_dir: str | os.Pat
         images: returns the prepared pre-training films (N, 1, S, S) (MAE and DINO).
     """
     work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
     target = work / "encoder.pt"
+    if target.is_file() and (work / "pretrain.json").is_file():
+        return target
+    work.mkdir(parents=True, exist_ok=True)
     start = time.time()
     steps = preset.image_steps // preset.batch_size
     warmup = int(round(preset.warmup_passes * preset.pretrain_films / preset.batch_size))

@@ -102,7 +102,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _label(study: Any, arm: str) -> str:
-    return get_arm(arm, study.preset.ablation_base).label
+    known = getattr(study, "arm_by_name", {})
+    return known[arm].label if arm in known else get_arm(arm, study.preset.ablation_base).label
 
 
 def _seeds_text(results: list[dict], key: str) -> str:

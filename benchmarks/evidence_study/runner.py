@@ -28,7 +28,7 @@ from .data import DownstreamData, generate_films, load_downstream, load_pretrain
 from .downstream import Selection, method_key, predict_test, select
 from .presets import Preset
 
-__all__ = ["Study", "STAGES"]
+__all__ = ["Study", "STAGES", "validation_summary"]
 
 STAGES = ("data", "pretrain", "select", "freeze", "test", "report")
 
@@ -67,6 +67,16 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
+def validation_summary(selections: dict[str, list[Selection]]) -> str:
+    """Validation mean AUROC of every result, mean over seeds, one line per arm (for exploration runs)."""
+    lines = []
+    for name, sels in selections.items():
+        keys = sorted({k for s in sels for k in s.val})
+        cells = [f"{k}={np.nanmean([s.val.get(k, np.nan) for s in sels]):.3f}" for k in keys]
+        lines.append(f"{name} ({len(sels)} seed(s)): " + " ".join(cells))
+    return "\n".join(lines)
+
+
 class Study:
     """One study run in ``out`` (cache in ``out/cache``).
 
@@ -74,16 +84,18 @@ class Study:
         preset: the settings.
         out: output folder.
         log: printing function.
-        arms: restrict to these arms (default: the preset's).
+        arms: restrict to these arms (names, or :class:`Arm` objects such as :func:`~.arms.custom_arm`; default: the
+            preset's).
     """
 
     def __init__(self, preset: Preset, out: str | os.PathLike, log: Callable[[str], None] = print,
-                 arms: tuple[str, ...] | None = None) -> None:  # fmt: skip
+                 arms: tuple[str | Arm, ...] | None = None) -> None:  # fmt: skip
         self.preset = preset
         self.out = Path(out)
         self.cache = self.out / "cache"
         self.log = log
-        self.arms: list[Arm] = [get_arm(a, preset.ablation_base) for a in (arms or preset.arms)]
+        self.arms: list[Arm] = [a if isinstance(a, Arm) else get_arm(a, preset.ablation_base) for a in (arms or preset.arms)]
+        self.arm_by_name = {a.name: a for a in self.arms}
         self.data: DownstreamData | None = None
         self._pretrain_images: torch.Tensor | None = None
         self.timings_file = self.cache / "timings.json"
@@ -262,7 +274,7 @@ class Study:
         fractions = self.preset.label_fractions
         out: dict[str, Any] = {"pooling": {}, "map": {}, "validation": {}, "settings": {}}
         for name, sels in selections.items():
-            arm = get_arm(name, self.preset.ablation_base)
+            arm = self.arm_by_name[name]
             if arm.kind == "pixels":
                 out["pooling"][name] = "pixels"
             elif arm.has_encoder:
@@ -347,6 +359,12 @@ class Study:
             raise ValueError(f"until must be one of {STAGES}, got {until!r}.")
         if self.preset.threads:
             torch.set_num_threads(self.preset.threads)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=self.preset.threads):
+            return self._run(command, until)
+
+    def _run(self, command: str, until: str) -> Path | None:
         start = time.time()
         self.timings.setdefault("runs", []).append(
             {"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load": os.getloadavg(),
@@ -360,6 +378,7 @@ class Study:
             return None
         selections = self._timed("select", self.stage_select)
         if until == "select":
+            self.log(validation_summary(selections))
             return None
         choices_path = self.stage_freeze(selections)
         if until == "freeze":
