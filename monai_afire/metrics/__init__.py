@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from .classification import AUROCResult, auroc_markdown, multilabel_auroc, write_auroc_csv, write_auroc_markdown
+from .classification import (
+    AUROCResult,
+    BootstrapInterval,
+    auroc_markdown,
+    bootstrap_auroc_difference,
+    bootstrap_mean_auroc,
+    mean_auroc,
+    multilabel_auroc,
+    per_class_bootstrap,
+    write_auroc_csv,
+    write_auroc_markdown,
+)
 from .cohesion import cohesion_metrics, evaluate_cohesion, token_anatomy_labels, token_embeddings
 from .localization import (
     box_from_map,
@@ -18,8 +29,13 @@ from .localization import (
 
 __all__ = [
     "AUROCResult",
+    "BootstrapInterval",
     "auroc_markdown",
+    "bootstrap_auroc_difference",
+    "bootstrap_mean_auroc",
+    "mean_auroc",
     "multilabel_auroc",
+    "per_class_bootstrap",
     "write_auroc_csv",
     "write_auroc_markdown",
     "cohesion_metrics",
