@@ -100,7 +100,8 @@ def _train_val(split: Split, idx: np.ndarray | None = None) -> tuple[torch.Tenso
 
 
 def select(arm: Arm, seed: int, encoder: nn.Module | None, data: DownstreamData, preset: Preset,
-           finetune: bool, tokens: dict[str, torch.Tensor] | None = None) -> Selection:  # fmt: skip
+           finetune: bool, tokens: dict[str, torch.Tensor] | None = None,
+           extra_features: dict[str, dict[str, torch.Tensor]] | None = None) -> Selection:  # fmt: skip
     """Fit and choose every downstream predictor of one arm / seed on train + validation (the test split is not
     used; it is not even reachable before the runner freezes the choices).
 
@@ -112,6 +113,8 @@ def select(arm: Arm, seed: int, encoder: nn.Module | None, data: DownstreamData,
         preset: settings.
         finetune: also fine-tune (encoder arms) / train (DenseNet) at every label fraction.
         tokens: precomputed ``{"train": (N, L, D), "val": (M, L, D)}`` tokens of ``encoder``.
+        extra_features: further frozen features per name, ``{name: {"train": (N, F), "val": (M, F)}}`` (e.g. the
+            pooled lesion-prototype probability), probed like the pooled tokens.
     """
     import time
 
@@ -142,6 +145,7 @@ def select(arm: Arm, seed: int, encoder: nn.Module | None, data: DownstreamData,
     if tokens is None:
         tokens = {s.name: encode_tokens(encoder, s.images, device=device) for s in (data.train, data.val)}
     feats = {p: {k: pool_tokens(t, p) for k, t in tokens.items()} for p in POOL_MODES}
+    feats.update(extra_features or {})
     _frozen(sel, feats, y_tr, y_val, fractions, preset, seed)
     for frac, idx in fractions.items():
         start = time.time()
@@ -200,8 +204,8 @@ def _probe_scores(probe: nn.Module, tokens: torch.Tensor, batch_size: int = 256)
 
 
 def predict_test(sel: Selection, test: Split, train: Split, fractions: dict[float, np.ndarray], pooling: str,
-                 preset: Preset, encoder: nn.Module | None = None,
-                 train_tokens: torch.Tensor | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+                 preset: Preset, encoder: nn.Module | None = None, train_tokens: torch.Tensor | None = None,
+                 extra_features: dict[str, dict[str, torch.Tensor]] | None = None) -> dict[str, np.ndarray]:  # fmt: skip
     """Test scores (N, C) of every frozen predictor of ``sel`` that uses the chosen ``pooling`` (frozen probes and
     k-NN), plus the attention probes and the fine-tuned models.
 
@@ -214,6 +218,7 @@ def predict_test(sel: Selection, test: Split, train: Split, fractions: dict[floa
         preset: settings.
         encoder: the arm's frozen ViT (None for pixels / DenseNet).
         train_tokens: the training tokens of ``encoder`` (recomputed when None).
+        extra_features: ``{name: {"train": ..., "test": ...}}``, needed when ``pooling`` is one of them.
     """
     device = torch.device(preset.device)
     out: dict[str, np.ndarray] = {}
@@ -225,7 +230,10 @@ def predict_test(sel: Selection, test: Split, train: Split, fractions: dict[floa
         test_tokens = encode_tokens(encoder, test.images, device=device)
         if train_tokens is None:
             train_tokens = encode_tokens(encoder, train.images, device=device)
-        feats = {"train": pool_tokens(train_tokens, pooling), "test": pool_tokens(test_tokens, pooling)}
+        if extra_features and pooling in extra_features:
+            feats = extra_features[pooling]
+        else:
+            feats = {"train": pool_tokens(train_tokens, pooling), "test": pool_tokens(test_tokens, pooling)}
     else:
         feats, test_tokens = None, None
     for key, predictor in sel.predictors.items():

@@ -26,7 +26,7 @@ from monai_afire.networks import token_values_to_image
 
 from .data import FINDINGS, Split
 
-__all__ = ["afire_maps", "mae_maps", "mean_film_maps", "localisation_cases", "score_maps", "synthetic_lesion_auroc",
+__all__ = ["lesion_features", "afire_maps", "mae_maps", "mean_film_maps", "localisation_cases", "score_maps", "synthetic_lesion_auroc",
            "cohesion"]  # fmt: skip
 
 
@@ -38,6 +38,19 @@ def _smooth(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     kernel = kernel / kernel.sum()
     out = F.conv2d(F.pad(maps, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
     return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
+
+
+@torch.no_grad()
+def lesion_features(model: nn.Module, tokens: torch.Tensor, temperature: float = 0.1, top: int = 4) -> torch.Tensor:
+    """Pooled lesion-prototype probability of the teacher: for each film the maximum, the mean and the mean of the
+    ``top`` largest per-token probabilities (N, 3), from the teacher encoder's tokens (N, L, D) and the teacher
+    head (a model trained with the lesion prototype)."""
+    model.eval()
+    logits = torch.cat([model.teacher.head(tokens[i : i + 256].float(), with_lesion=True)
+                        for i in range(0, tokens.shape[0], 256)])  # fmt: skip
+    prob = torch.softmax(logits.float() / temperature, dim=-1)[..., -1]
+    k = min(top, prob.shape[1])
+    return torch.stack([prob.amax(1), prob.mean(1), prob.topk(k, dim=1).values.mean(1)], dim=1)
 
 
 @torch.no_grad()

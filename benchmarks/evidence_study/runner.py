@@ -214,13 +214,30 @@ class Study:
             tokens = None
             if encoder is not None:
                 tokens = {s: self.tokens(arm, seed, encoder, s) for s in ("train", "val")}
-            sel = select(arm, seed, encoder, self.data, self.preset, self.finetuned(arm, seed), tokens)
+            extra = self.extra_features(arm, seed, tokens)
+            sel = select(arm, seed, encoder, self.data, self.preset, self.finetuned(arm, seed), tokens, extra)
             sel.val.update(self.localisation_val(arm, seed))
             return sel
 
         sel = self._timed(f"select/{arm.name}/seed{seed}", run)
         _save_pickle(path, sel)
         return sel
+
+    def extra_features(self, arm: Arm, seed: int, tokens: dict[str, torch.Tensor] | None) -> dict:
+        """Frozen features beside the pooled tokens: for arms with the lesion prototype, the pooled lesion-prototype
+        probability of the teacher (``lesion``) and the same appended to the mean + max pooled tokens
+        (``mean_max+lesion``)."""
+        from monai_afire.apps import pool_tokens
+
+        from .afire_bundle import load_afire_network
+        from .maps import lesion_features
+
+        if not arm.has_lesion_prototype or tokens is None:
+            return {}
+        model = load_afire_network(self.workdir(arm, seed) / "bundle")
+        lesion = {k: lesion_features(model, t) for k, t in tokens.items()}
+        both = {k: torch.cat([pool_tokens(t, "mean_max"), lesion[k]], dim=1) for k, t in tokens.items()}
+        return {"lesion": lesion, "mean_max+lesion": both}
 
     def stage_select(self) -> dict[str, list[Selection]]:
         """Selection of every arm / seed."""
@@ -278,9 +295,10 @@ class Study:
             if arm.kind == "pixels":
                 out["pooling"][name] = "pixels"
             elif arm.has_encoder:
+                poolings = sorted({k.split("/")[1] for k in sels[0].val if k.startswith("linear/")})
                 scores = {
                     p: np.nanmean([s.val.get(method_key("linear", f, p), np.nan) for s in sels for f in fractions])
-                    for p in ("mean", "max", "mean_max")
+                    for p in poolings
                 }
                 out["pooling"][name] = max(scores, key=lambda p: (scores[p], p == "mean"))
                 out["validation"][f"{name}/pooling"] = scores
@@ -324,8 +342,14 @@ class Study:
             fractions = {f: self.data.fraction_index(f) for f in self.preset.label_fractions}
             pooling = choices["pooling"].get(arm.name, "mean")
             train_tokens = self.tokens(arm, seed, encoder, "train") if encoder is not None else None
+            extra = None
+            if pooling in ("lesion", "mean_max+lesion"):
+                from monai_afire.apps import encode_tokens
+
+                test_tokens = encode_tokens(encoder, test.images, device=torch.device(self.preset.device))
+                extra = self.extra_features(arm, seed, {"train": train_tokens, "test": test_tokens})
             result: dict[str, Any] = {"scores": predict_test(sel, test, self.data.train, fractions, pooling,
-                                                             self.preset, encoder, train_tokens)}  # fmt: skip
+                                                             self.preset, encoder, train_tokens, extra)}  # fmt: skip
             functions = self.map_functions(arm, seed)
             if functions:
                 films, cases = maps.localisation_cases(test, self.preset.localisation_films)
