@@ -30,10 +30,12 @@ def dry_run(preset, arms) -> str:
     """The plan of a run, without running anything: arms, seeds, budget, AFiRe bundle commands."""
     from benchmarks.evidence_study.afire_bundle import CONFIG_DIR, bundle_command, changes_from_train_json
 
-    lines = [f"preset {preset.name}: {preset.image_size} px, patch {preset.patch_size}, ViT {preset.hidden_size} x "
-             f"{preset.num_layers}; {preset.pretrain_films} pre-training films, {preset.downstream_films} downstream "
-             f"films; {preset.image_steps} image-steps per pre-trained arm ({preset.passes} passes, batch "
-             f"{preset.batch_size}); device {preset.device}"]  # fmt: skip
+    lines = [
+        f"preset {preset.name}: {preset.image_size} px, patch {preset.patch_size}, ViT {preset.hidden_size} x "
+        f"{preset.num_layers}; {preset.pretrain_films} pre-training films, {preset.downstream_films} downstream "
+        f"films; {preset.image_steps} image-steps per pre-trained arm ({preset.passes} passes, batch "
+        f"{preset.batch_size}); device {preset.device}"
+    ]
     runs = 0
     for name in arms:
         arm = name if not isinstance(name, str) else get_arm(name, preset.ablation_base)
@@ -41,8 +43,9 @@ def dry_run(preset, arms) -> str:
         seeds = preset.arm_seeds(name)
         fine = name in preset.finetune_arms
         runs += len(seeds) if arm.pretrained else 0
-        lines.append(f"  {name:16s} {arm.kind:8s} seeds {list(seeds)}{' + fine-tuning' if fine else ''}: "
-                     f"{arm.description}")  # fmt: skip
+        lines.append(
+            f"  {name:16s} {arm.kind:8s} seeds {list(seeds)}{' + fine-tuning' if fine else ''}: {arm.description}"
+        )
         if arm.kind == "afire":
             files = [str(CONFIG_DIR / "train.json"), *[str(CONFIG_DIR / c) for c in arm.configs]]
             missing = [f for f in files if not Path(f).is_file()]
@@ -51,8 +54,9 @@ def dry_run(preset, arms) -> str:
             if arm.overrides:
                 lines.append(f"      arm overrides: {dict(arm.overrides)}")
     lines.append(f"pre-training runs: {runs} x {preset.image_steps} image-steps")
-    lines.append("changes from train.json: " + "; ".join(f"{k}: {a} -> {b}" for k, a, b, _ in
-                                                           changes_from_train_json(preset)))  # fmt: skip
+    lines.append(
+        "changes from train.json: " + "; ".join(f"{k}: {a} -> {b}" for k, a, b, _ in changes_from_train_json(preset))
+    )
     return "\n".join(lines)
 
 
@@ -63,8 +67,12 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     parser.add_argument("--out", default="benchmarks/results/evidence", help="output folder (cache in OUT/cache)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="preset overrides (JSON values)")
     parser.add_argument("--arms", default=None, help="comma-separated subset of the preset's arms")
-    parser.add_argument("--extra-arms", default=None, type=json.loads,
-                        help='JSON {name: {"base": "afire_plus", "overrides": {...}}}: extra AFiRe arms (exploration)')
+    parser.add_argument(
+        "--extra-arms",
+        default=None,
+        type=json.loads,
+        help='JSON {name: {"base": "afire_plus", "overrides": {...}}}: extra AFiRe arms (exploration)',
+    )
     parser.add_argument("--until", default="report", choices=STAGES, help="stop after this stage")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     args = parser.parse_args(argv)

@@ -11,5 +11,17 @@ from .data import FINDINGS, DownstreamData, Split, TestSetLocked
 from .presets import PRESETS, Preset, get_preset
 from .runner import STAGES, Study
 
-__all__ = ["ARMS", "Arm", "DownstreamData", "FINDINGS", "PRESETS", "Preset", "STAGES", "Split", "Study",
-           "TestSetLocked", "get_arm", "get_preset"]  # fmt: skip
+__all__ = [
+    "ARMS",
+    "Arm",
+    "DownstreamData",
+    "FINDINGS",
+    "PRESETS",
+    "Preset",
+    "STAGES",
+    "Split",
+    "Study",
+    "TestSetLocked",
+    "get_arm",
+    "get_preset",
+]

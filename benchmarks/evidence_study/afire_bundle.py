@@ -14,8 +14,16 @@ import torch
 from .arms import Arm
 from .presets import Preset
 
-__all__ = ["BUNDLE_DIR", "CONFIG_DIR", "study_overlay", "config_files", "bundle_command", "run_afire_bundle",
-           "load_afire_network", "changes_from_train_json"]  # fmt: skip
+__all__ = [
+    "BUNDLE_DIR",
+    "CONFIG_DIR",
+    "study_overlay",
+    "config_files",
+    "bundle_command",
+    "run_afire_bundle",
+    "load_afire_network",
+    "changes_from_train_json",
+]
 
 BUNDLE_DIR = Path(__file__).resolve().parents[2] / "bundles" / "afire_pretrain"
 CONFIG_DIR = BUNDLE_DIR / "configs"
@@ -58,7 +66,9 @@ def config_files(arm: Arm) -> list[str]:
     return [str(f) for f in files]
 
 
-def study_overlay(preset: Preset, arm: Arm, seed: int, dataset_dir: str | os.PathLike, workdir: str | os.PathLike) -> dict:
+def study_overlay(
+    preset: Preset, arm: Arm, seed: int, dataset_dir: str | os.PathLike, workdir: str | os.PathLike
+) -> dict:
     """The study overlay of one AFiRe run: the preset's sizes and budget, the data, the run's folders, the arm's
     overrides (flat ``a#b`` keys change one entry of a dict such as ``lesion_kwargs``)."""
     workdir = Path(workdir)
@@ -125,8 +135,9 @@ def changes_from_train_json(preset: Preset) -> list[tuple[str, Any, Any, str]]:
     return rows
 
 
-def run_afire_bundle(preset: Preset, arm: Arm, seed: int, dataset_dir: str | os.PathLike,
-                     workdir: str | os.PathLike) -> Path:  # fmt: skip
+def run_afire_bundle(
+    preset: Preset, arm: Arm, seed: int, dataset_dir: str | os.PathLike, workdir: str | os.PathLike
+) -> Path:
     """Pre-train one AFiRe arm with the bundle; returns the teacher encoder's state dict file.
 
     Resumes from the newest bundle checkpoint in ``workdir/models`` (the bundle's own resume); skips the run when

@@ -65,7 +65,9 @@ def ablation_arm(name: str, label: str, base: Arm, overrides: Mapping[str, Any],
     return Arm(name, f"{base.label}: {label}", "afire", base.configs, {**base.overrides, **overrides}, description)
 
 
-_AFIRE = Arm("afire", "AFiRe (authors' recipe)", "afire", (), {}, "train.json: structure + restoration, no category term")
+_AFIRE = Arm(
+    "afire", "AFiRe (authors' recipe)", "afire", (), {}, "train.json: structure + restoration, no category term"
+)
 _AFIRE_PLUS = Arm(
     "afire_plus",
     "AFiRe + category term",
@@ -78,7 +80,9 @@ _AFIRE_PLUS = Arm(
 ARMS: dict[str, Arm] = {
     "random": Arm("random", "random init", "random", description="the same ViT, untrained (fine-tuned: from scratch)"),
     "pixels": Arm("pixels", "raw pixels", "pixels", description="area-downsampled pixels, logistic regression"),
-    "densenet121": Arm("densenet121", "DenseNet121 (supervised)", "densenet", description="MONAI DenseNet121 from scratch"),
+    "densenet121": Arm(
+        "densenet121", "DenseNet121 (supervised)", "densenet", description="MONAI DenseNet121 from scratch"
+    ),
     "mae": Arm("mae", "MAE", "mae", description="75% random masking, encoder on visible tokens, light decoder"),
     "dino": Arm("dino", "global DINO", "dino", description="EMA teacher, Sinkhorn targets, one head on mean token"),
     "afire": _AFIRE,

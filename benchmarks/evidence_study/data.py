@@ -73,7 +73,7 @@ class Split:
     def subset(self, index: Sequence[int] | np.ndarray) -> Split:
         """The films at ``index`` (images, labels, patients, names; maps and boxes when present)."""
         idx = np.asarray(index, dtype=np.int64)
-        pick = (lambda a: None if a is None else a[idx])  # noqa: E731
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
         return Split(
             self.name,
             self.images[torch.as_tensor(idx)],
@@ -297,8 +297,9 @@ class DownstreamData:
         return self._test
 
 
-def load_downstream(folder: str | os.PathLike, cache_dir: str | os.PathLike, image_size: int, val_fraction: float,
-                    seed: int = 0) -> DownstreamData:  # fmt: skip
+def load_downstream(
+    folder: str | os.PathLike, cache_dir: str | os.PathLike, image_size: int, val_fraction: float, seed: int = 0
+) -> DownstreamData:
     """Prepare (once) and open the downstream splits of the simulated set in ``folder``.
 
     The test split is the generator's patient-wise ``test_list.txt``; validation holds ``val_fraction`` of the other

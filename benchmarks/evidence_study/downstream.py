@@ -37,7 +37,7 @@ from .arms import Arm
 from .data import DownstreamData, Split
 from .presets import Preset
 
-__all__ = ["Selection", "pixel_features", "select", "predict_test", "method_key"]
+__all__ = ["Selection", "add_finetuning", "pixel_features", "select", "predict_test", "method_key"]
 
 
 def method_key(method: str, fraction: float, pooling: str | None = None) -> str:
@@ -72,8 +72,15 @@ def pixel_features(images: torch.Tensor, side: int) -> torch.Tensor:
     return F.interpolate(images, size=(side, side), mode="area").flatten(1)
 
 
-def _frozen(sel: Selection, feats: dict[str, dict[str, torch.Tensor]], y_tr: np.ndarray, y_val: np.ndarray,
-            fractions: dict[float, np.ndarray], preset: Preset, seed: int) -> None:  # fmt: skip
+def _frozen(
+    sel: Selection,
+    feats: dict[str, dict[str, torch.Tensor]],
+    y_tr: np.ndarray,
+    y_val: np.ndarray,
+    fractions: dict[float, np.ndarray],
+    preset: Preset,
+    seed: int,
+) -> None:
     """Linear probe and k-NN for every pooling and fraction."""
     import time
 
@@ -99,9 +106,16 @@ def _train_val(split: Split, idx: np.ndarray | None = None) -> tuple[torch.Tenso
     return images[torch.as_tensor(idx)], labels[torch.as_tensor(idx)]
 
 
-def select(arm: Arm, seed: int, encoder: nn.Module | None, data: DownstreamData, preset: Preset,
-           finetune: bool, tokens: dict[str, torch.Tensor] | None = None,
-           extra_features: dict[str, dict[str, torch.Tensor]] | None = None) -> Selection:  # fmt: skip
+def select(
+    arm: Arm,
+    seed: int,
+    encoder: nn.Module | None,
+    data: DownstreamData,
+    preset: Preset,
+    finetune: bool,
+    tokens: dict[str, torch.Tensor] | None = None,
+    extra_features: dict[str, dict[str, torch.Tensor]] | None = None,
+) -> Selection:
     """Fit and choose every downstream predictor of one arm / seed on train + validation (the test split is not
     used; it is not even reachable before the runner freezes the choices).
 
@@ -128,17 +142,7 @@ def select(arm: Arm, seed: int, encoder: nn.Module | None, data: DownstreamData,
         return sel
     if arm.kind == "densenet":
         if finetune:
-            for frac, idx in fractions.items():
-                start = time.time()
-                key = method_key("finetune", frac)
-                model = _densenet(len(data.classes), y_tr[idx], seed)
-                model = train_classifier(
-                    model, _train_val(data.train, idx), _train_val(data.val), epochs=preset.densenet_epochs[frac],
-                    lr=preset.densenet_lr, batch_size=preset.finetune_batch_size,
-                    weight_decay=preset.finetune_weight_decay, seed=seed, device=device,
-                    head=model.class_layers.out,
-                )  # fmt: skip
-                _keep_finetuned(sel, key, model, data, device, start)
+            add_finetuning(sel, arm, None, data, preset)
         return sel
     if encoder is None:
         raise ValueError(f"select: arm {arm.name} needs an encoder.")
@@ -151,29 +155,68 @@ def select(arm: Arm, seed: int, encoder: nn.Module | None, data: DownstreamData,
         start = time.time()
         key = method_key("attention", frac)
         probe = fit_attention_probe(
-            tokens["train"][torch.as_tensor(idx)], y_tr[idx], tokens["val"], y_val,
-            epochs=preset.attention_epochs, seed=seed, device=device,
-        )  # fmt: skip
+            tokens["train"][torch.as_tensor(idx)],
+            y_tr[idx],
+            tokens["val"],
+            y_val,
+            epochs=preset.attention_epochs,
+            seed=seed,
+            device=device,
+        )
         sel.predictors[key] = probe.cpu()
         sel.details[key] = {"best_epoch": getattr(probe, "training_history", {}).get("best_epoch")}
         sel.val[key] = mean_auroc(y_val, _probe_scores(probe, tokens["val"]))
         sel.seconds[key] = time.time() - start
     if finetune:
-        for frac, idx in fractions.items():
-            start = time.time()
-            key = method_key("finetune", frac)
-            model = finetune_classifier(
-                encoder, _train_val(data.train, idx), _train_val(data.val), epochs=preset.finetune_epochs[frac],
-                lr=preset.finetune_lr, batch_size=preset.finetune_batch_size,
-                weight_decay=preset.finetune_weight_decay, layer_decay=preset.layer_decay, pooling="mean",
-                seed=seed, device=device,
-            )  # fmt: skip
-            _keep_finetuned(sel, key, model, data, device, start)
+        add_finetuning(sel, arm, encoder, data, preset)
     return sel
 
 
-def _keep_finetuned(sel: Selection, key: str, model: nn.Module, data: DownstreamData, device: torch.device,
-                    start: float) -> None:  # fmt: skip
+def add_finetuning(sel: Selection, arm: Arm, encoder: nn.Module | None, data: DownstreamData, preset: Preset) -> None:
+    """Fine-tune the arm's encoder (or train a DenseNet121 from scratch) at every label fraction, the epoch chosen on
+    validation, and add the models and their validation scores to ``sel``."""
+    import time
+
+    device = torch.device(preset.device)
+    y_tr = data.train.labels
+    for frac in preset.label_fractions:
+        idx = data.fraction_index(frac)
+        start = time.time()
+        key = method_key("finetune", frac)
+        if arm.kind == "densenet":
+            model = _densenet(len(data.classes), y_tr[idx], sel.seed, preset.densenet_image_size)
+            model = train_classifier(
+                model,
+                _train_val(data.train, idx),
+                _train_val(data.val),
+                epochs=preset.densenet_epochs[frac],
+                lr=preset.densenet_lr,
+                batch_size=preset.finetune_batch_size,
+                weight_decay=preset.finetune_weight_decay,
+                seed=sel.seed,
+                device=device,
+                head=model[-1].class_layers.out,
+            )
+        else:
+            model = finetune_classifier(
+                encoder,
+                _train_val(data.train, idx),
+                _train_val(data.val),
+                epochs=preset.finetune_epochs[frac],
+                lr=preset.finetune_lr,
+                batch_size=preset.finetune_batch_size,
+                weight_decay=preset.finetune_weight_decay,
+                layer_decay=preset.layer_decay,
+                pooling="mean",
+                seed=sel.seed,
+                device=device,
+            )
+        _keep_finetuned(sel, key, model, data, device, start)
+
+
+def _keep_finetuned(
+    sel: Selection, key: str, model: nn.Module, data: DownstreamData, device: torch.device, start: float
+) -> None:
     import time
 
     history = getattr(model, "training_history", {})
@@ -183,7 +226,22 @@ def _keep_finetuned(sel: Selection, key: str, model: nn.Module, data: Downstream
     sel.seconds[key] = time.time() - start
 
 
-def _densenet(num_classes: int, y_train: np.ndarray, seed: int) -> nn.Module:
+class _AreaResize(nn.Module):
+    """Area-downsample images to ``size`` x ``size`` (identity when None)."""
+
+    def __init__(self, size: int | None) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.size is None or tuple(x.shape[2:]) == (self.size, self.size):
+            return x
+        return F.interpolate(x, size=(self.size, self.size), mode="area")
+
+
+def _densenet(num_classes: int, y_train: np.ndarray, seed: int, image_size: int | None = None) -> nn.Sequential:
+    """MONAI's DenseNet121 (one input channel), its head bias at the training prevalence's log-odds, after an area
+    downsampling of the films to ``image_size``."""
     from monai.networks.nets import DenseNet121
 
     from monai_afire.networks.classifier import prior_log_odds
@@ -193,7 +251,7 @@ def _densenet(num_classes: int, y_train: np.ndarray, seed: int) -> nn.Module:
         net = DenseNet121(spatial_dims=2, in_channels=1, out_channels=num_classes)
     with torch.no_grad():
         net.class_layers.out.bias.copy_(prior_log_odds(training_prevalence(y_train), num_classes))
-    return net
+    return nn.Sequential(_AreaResize(image_size), net)
 
 
 @torch.no_grad()
@@ -203,9 +261,17 @@ def _probe_scores(probe: nn.Module, tokens: torch.Tensor, batch_size: int = 256)
     return torch.cat(out).numpy()
 
 
-def predict_test(sel: Selection, test: Split, train: Split, fractions: dict[float, np.ndarray], pooling: str,
-                 preset: Preset, encoder: nn.Module | None = None, train_tokens: torch.Tensor | None = None,
-                 extra_features: dict[str, dict[str, torch.Tensor]] | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+def predict_test(
+    sel: Selection,
+    test: Split,
+    train: Split,
+    fractions: dict[float, np.ndarray],
+    pooling: str,
+    preset: Preset,
+    encoder: nn.Module | None = None,
+    train_tokens: torch.Tensor | None = None,
+    extra_features: dict[str, dict[str, torch.Tensor]] | None = None,
+) -> dict[str, np.ndarray]:
     """Test scores (N, C) of every frozen predictor of ``sel`` that uses the chosen ``pooling`` (frozen probes and
     k-NN), plus the attention probes and the fine-tuned models.
 
@@ -223,8 +289,10 @@ def predict_test(sel: Selection, test: Split, train: Split, fractions: dict[floa
     device = torch.device(preset.device)
     out: dict[str, np.ndarray] = {}
     if pooling == "pixels":
-        feats = {"train": pixel_features(train.images, preset.pixel_side),
-                 "test": pixel_features(test.images, preset.pixel_side)}  # fmt: skip
+        feats = {
+            "train": pixel_features(train.images, preset.pixel_side),
+            "test": pixel_features(test.images, preset.pixel_side),
+        }
         test_tokens = None
     elif encoder is not None:
         test_tokens = encode_tokens(encoder, test.images, device=device)

@@ -26,8 +26,16 @@ from monai_afire.networks import token_values_to_image
 
 from .data import FINDINGS, Split
 
-__all__ = ["lesion_features", "afire_maps", "mae_maps", "mean_film_maps", "localisation_cases", "score_maps", "synthetic_lesion_auroc",
-           "cohesion"]  # fmt: skip
+__all__ = [
+    "lesion_features",
+    "afire_maps",
+    "mae_maps",
+    "mean_film_maps",
+    "localisation_cases",
+    "score_maps",
+    "synthetic_lesion_auroc",
+    "cohesion",
+]
 
 
 def _smooth(maps: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -46,16 +54,18 @@ def lesion_features(model: nn.Module, tokens: torch.Tensor, temperature: float =
     ``top`` largest per-token probabilities (N, 3), from the teacher encoder's tokens (N, L, D) and the teacher
     head (a model trained with the lesion prototype)."""
     model.eval()
-    logits = torch.cat([model.teacher.head(tokens[i : i + 256].float(), with_lesion=True)
-                        for i in range(0, tokens.shape[0], 256)])  # fmt: skip
+    logits = torch.cat(
+        [model.teacher.head(tokens[i : i + 256].float(), with_lesion=True) for i in range(0, tokens.shape[0], 256)]
+    )
     prob = torch.softmax(logits.float() / temperature, dim=-1)[..., -1]
     k = min(top, prob.shape[1])
     return torch.stack([prob.amax(1), prob.mean(1), prob.topk(k, dim=1).values.mean(1)], dim=1)
 
 
 @torch.no_grad()
-def afire_maps(model: nn.Module, images: torch.Tensor, lesion_prototype: bool, batch_size: int = 64,
-               temperature: float = 0.1) -> dict[str, torch.Tensor]:  # fmt: skip
+def afire_maps(
+    model: nn.Module, images: torch.Tensor, lesion_prototype: bool, batch_size: int = 64, temperature: float = 0.1
+) -> dict[str, torch.Tensor]:
     """Maps of a trained AFiRe model (see the module docstring)."""
     model.eval()
     encoder = model.student.encoder
@@ -166,7 +176,11 @@ def cohesion(tokens: torch.Tensor, anatomy: np.ndarray, patch_size: int, seed: i
     labels = token_anatomy_labels(torch.as_tensor(anatomy[:, None].astype(np.int64)), patch_size)
     groups = np.repeat(np.arange(tokens.shape[0]), tokens.shape[1])
     out = cohesion_metrics(
-        tokens.reshape(-1, tokens.shape[-1]).numpy(), labels.reshape(-1).numpy(), groups=groups,
-        ignore_labels=(0,), max_samples=5000, seed=seed,
-    )  # fmt: skip
+        tokens.reshape(-1, tokens.shape[-1]).numpy(),
+        labels.reshape(-1).numpy(),
+        groups=groups,
+        ignore_labels=(0,),
+        max_samples=5000,
+        seed=seed,
+    )
     return {k: float(out[k]) for k in ("silhouette", "nmi", "ari", "knn_accuracy")}

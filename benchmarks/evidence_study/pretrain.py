@@ -47,8 +47,14 @@ def _save(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def pretrain_arm(arm: Arm, seed: int, preset: Preset, pretrain_dir: str | os.PathLike, workdir: str | os.PathLike,
-                 images: Callable[[], torch.Tensor]) -> Path:  # fmt: skip
+def pretrain_arm(
+    arm: Arm,
+    seed: int,
+    preset: Preset,
+    pretrain_dir: str | os.PathLike,
+    workdir: str | os.PathLike,
+    images: Callable[[], torch.Tensor],
+) -> Path:
     """Pre-train (or, for ``random``, just initialise) one arm; returns ``WORK/encoder.pt``. A finished run (its
     ``pretrain.json`` written last) is not run again; an AFiRe run resumes from its newest bundle checkpoint.
 
@@ -88,9 +94,12 @@ def pretrain_arm(arm: Arm, seed: int, preset: Preset, pretrain_dir: str | os.Pat
     elif arm.kind == "dino":
         model = build_dino(preset, seed)
         info["history"] = train_ssl(
-            model, lambda b, g: model.loss(dino_views(b, g), dino_views(b, g)), images(),
-            teacher_momentum=preset.teacher_momentum, **common,
-        )  # fmt: skip
+            model,
+            lambda b, g: model.loss(dino_views(b, g), dino_views(b, g)),
+            images(),
+            teacher_momentum=preset.teacher_momentum,
+            **common,
+        )
         _save(target, model.cpu().teacher.encoder.state_dict())
     elif arm.kind == "afire":
         from .afire_bundle import run_afire_bundle

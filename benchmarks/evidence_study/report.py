@@ -118,8 +118,9 @@ def _plot(study: Any, scorer: _Scorer, path: Path) -> Path:
 
     fractions = list(study.preset.label_fractions)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, (method, title) in zip(axes, (("linear", "frozen encoder, linear probe on pooled tokens"),
-                                          ("finetune", "fine-tuned end to end"))):  # fmt: skip
+    for ax, (method, title) in zip(
+        axes, (("linear", "frozen encoder, linear probe on pooled tokens"), ("finetune", "fine-tuned end to end"))
+    ):
         for arm in [a.name for a in study.arms if a.name in PLOT_ARMS]:
             values = [scorer.mean(arm, method, f) for f in fractions]
             if all(math.isnan(v[0]) for v in values):
@@ -166,10 +167,32 @@ def write_report(study: Any, selections: dict, choices: dict, results: dict[str,
     arms = [a.name for a in study.arms]
     csv_rows: list[dict[str, Any]] = []
 
-    def add(section: str, arm: str, method: str, fraction: Any, finding: str, metric: str, value: Any,
-            low: Any = "", high: Any = "", seeds: Any = "") -> None:  # fmt: skip
-        csv_rows.append({"section": section, "arm": arm, "method": method, "fraction": fraction, "finding": finding,
-                         "metric": metric, "value": value, "low": low, "high": high, "seeds": seeds})  # fmt: skip
+    def add(
+        section: str,
+        arm: str,
+        method: str,
+        fraction: Any,
+        finding: str,
+        metric: str,
+        value: Any,
+        low: Any = "",
+        high: Any = "",
+        seeds: Any = "",
+    ) -> None:
+        csv_rows.append(
+            {
+                "section": section,
+                "arm": arm,
+                "method": method,
+                "fraction": fraction,
+                "finding": finding,
+                "metric": metric,
+                "value": value,
+                "low": low,
+                "high": high,
+                "seeds": seeds,
+            }
+        )
 
     md: list[str] = [f"# Evidence: what AFiRe pre-training buys (preset `{preset.name}`)\n"]
     runs = study.timings.get("runs", [])
@@ -178,17 +201,22 @@ def write_report(study: Any, selections: dict, choices: dict, results: dict[str,
     md.append(f"Written {time.strftime('%Y-%m-%d %H:%M')}; machine: {last.get('machine', '')}.  \n")
     total = sum(float(study.timings.get(s, {}).get("seconds", 0.0)) for s in ("data", "pretrain", "select", "test"))
     loads = ", ".join(f"{r['load'][0]:.1f}" for r in runs)
-    md.append(f"Wall time of the stages (summed over resumed runs): {total / 60:.1f} min. Load averages (1 min) at "
-              f"each run's start: {loads}. The machine is shared: timings are noisy.\n")  # fmt: skip
+    md.append(
+        f"Wall time of the stages (summed over resumed runs): {total / 60:.1f} min. Load averages (1 min) at "
+        f"each run's start: {loads}. The machine is shared: timings are noisy.\n"
+    )
 
     # ---------------------------------------------------------------- headline
     best = choices.get("best_afire", "afire_plus")
-    md.append("\n## Headline: test mean AUROC over the 7 simulated findings, 95% bootstrap intervals (patients and "
-              "seeds)\n")  # fmt: skip
-    for method, title in (("linear", "Frozen encoder, linear probe on pooled tokens (pooling chosen on validation)"),
-                          ("finetune", "Fine-tuned end to end (best validation epoch)"),
-                          ("attention", "Frozen encoder, attention-pooling probe"),
-                          ("knn", "Frozen encoder, k-NN on pooled tokens (k chosen on validation)")):  # fmt: skip
+    md.append(
+        "\n## Headline: test mean AUROC over the 7 simulated findings, 95% bootstrap intervals (patients and seeds)\n"
+    )
+    for method, title in (
+        ("linear", "Frozen encoder, linear probe on pooled tokens (pooling chosen on validation)"),
+        ("finetune", "Fine-tuned end to end (best validation epoch)"),
+        ("attention", "Frozen encoder, attention-pooling probe"),
+        ("knn", "Frozen encoder, k-NN on pooled tokens (k chosen on validation)"),
+    ):
         rows = []
         for arm in arms:
             cells = [scorer.mean(arm, method, f) for f in fractions]
@@ -205,8 +233,10 @@ def write_report(study: Any, selections: dict, choices: dict, results: dict[str,
 
     # ---------------------------------------------------------------- paired differences and targets
     f10 = 0.1 if 0.1 in fractions else fractions[len(fractions) // 2]
-    md.append(f"\n## Paired differences at {f10 * 100:g}% labels (best AFiRe recipe on validation: "
-              f"`{best}`), 95% paired bootstrap intervals\n\n")  # fmt: skip
+    md.append(
+        f"\n## Paired differences at {f10 * 100:g}% labels (best AFiRe recipe on validation: "
+        f"`{best}`), 95% paired bootstrap intervals\n\n"
+    )
     diff_rows, diffs = [], {}
     for method in ("linear", "finetune"):
         for other in COMPARED + tuple(a for a in ("afire", "afire_plus") if a != best):
@@ -226,8 +256,13 @@ def write_report(study: Any, selections: dict, choices: dict, results: dict[str,
     for method in ("linear", "finetune"):
         d = diffs.get((method, "random"))
         ok = d is not None and d[0] >= 0.05
-        target_rows.append([f"{_label(study, best)} - random init >= 0.05 ({method}, {f10 * 100:g}%)",
-                            d.text() if d is not None else "n/a", "met" if ok else "missed"])  # fmt: skip
+        target_rows.append(
+            [
+                f"{_label(study, best)} - random init >= 0.05 ({method}, {f10 * 100:g}%)",
+                d.text() if d is not None else "n/a",
+                "met" if ok else "missed",
+            ]
+        )
     for other in ("pixels", "mae", "dino"):
         for method in ("linear", "finetune"):
             if other == "pixels" and method == "finetune":
@@ -237,13 +272,23 @@ def write_report(study: Any, selections: dict, choices: dict, results: dict[str,
             if math.isnan(a[0]) or math.isnan(b[0]):
                 continue
             ok = a[1] > b[2]
-            target_rows.append([f"beats {_label(study, other)}, non-overlapping 95% CIs ({method})",
-                                f"{a.text()} vs {b.text()}", "met" if ok else "missed"])  # fmt: skip
+            target_rows.append(
+                [
+                    f"beats {_label(study, other)}, non-overlapping 95% CIs ({method})",
+                    f"{a.text()} vs {b.text()}",
+                    "met" if ok else "missed",
+                ]
+            )
     loc_best = _localisation_rows(study, results, choices, add)
     best_map = choices["map"].get(best)
     loc_value = loc_best.get((best, best_map), math.nan)
-    target_rows.append([f"label-free localisation pixel AUROC >= 0.85 ({_label(study, best)}, map `{best_map}`)",
-                        _fmt(loc_value), "met" if loc_value >= 0.85 else "missed"])  # fmt: skip
+    target_rows.append(
+        [
+            f"label-free localisation pixel AUROC >= 0.85 ({_label(study, best)}, map `{best_map}`)",
+            _fmt(loc_value),
+            "met" if loc_value >= 0.85 else "missed",
+        ]
+    )
     md.append(_table(["target", "measured", "status"], target_rows))
 
     # ---------------------------------------------------------------- per finding
@@ -254,7 +299,9 @@ def write_report(study: Any, selections: dict, choices: dict, results: dict[str,
             per = scorer.per_class(arm, method, f10)
             if per is None:
                 continue
-            rows.append([_label(study, arm), *[_fmt(per[n][0]) for n in FINDINGS], scorer.mean(arm, method, f10).text()])
+            rows.append(
+                [_label(study, arm), *[_fmt(per[n][0]) for n in FINDINGS], scorer.mean(arm, method, f10).text()]
+            )
             for n in FINDINGS:
                 add("per_finding", arm, method, f10, n, "auroc", per[n][0], per[n][1], per[n][2])
         if rows:
@@ -262,12 +309,18 @@ def write_report(study: Any, selections: dict, choices: dict, results: dict[str,
 
     # ---------------------------------------------------------------- localisation and cohesion
     md.append("\n## Label-free localisation of the simulated findings (test films, mean over seeds)\n\n")
-    md.append("Maps need no label. Pixel AUROC: map values inside vs outside the finding's mask, per (film, finding), "
-              "averaged; pointing game: the map's maximum inside a box of the finding; hit@0.3: the box of the map's "
-              "largest region above half its range overlaps a box with IoU >= 0.3. Synthetic: pixel AUROC against "
-              "Synthetic Lesion Masks added to normal test films (the pretext task).\n\n")  # fmt: skip
-    md.append(_table(["arm", "map", "chosen on val", "pixel AUROC", "pointing game", "hit@0.3", "synthetic pixel AUROC"],
-                     study_loc_rows(study, results, choices)))  # fmt: skip
+    md.append(
+        "Maps need no label. Pixel AUROC: map values inside vs outside the finding's mask, per (film, finding), "
+        "averaged; pointing game: the map's maximum inside a box of the finding; hit@0.3: the box of the map's "
+        "largest region above half its range overlaps a box with IoU >= 0.3. Synthetic: pixel AUROC against "
+        "Synthetic Lesion Masks added to normal test films (the pretext task).\n\n"
+    )
+    md.append(
+        _table(
+            ["arm", "map", "chosen on val", "pixel AUROC", "pointing game", "hit@0.3", "synthetic pixel AUROC"],
+            study_loc_rows(study, results, choices),
+        )
+    )
     md.append("\n## Anatomy cohesion of patch tokens (normal test films, background left out, mean over seeds)\n\n")
     rows = []
     for arm in arms:
@@ -282,22 +335,34 @@ def write_report(study: Any, selections: dict, choices: dict, results: dict[str,
 
     # ---------------------------------------------------------------- setup
     md.append("\n## Setup\n\n")
-    md.append(f"- Encoder (every ViT arm): ViT {preset.hidden_size} wide, {preset.num_layers} blocks, "
-              f"{preset.num_heads} heads, patch {preset.patch_size}, {preset.image_size} px films "
-              f"({preset.num_positions} tokens).\n")  # fmt: skip
-    md.append(f"- Pre-training: {preset.pretrain_films} normal simulated films (seed {preset.pretrain_data_seed}); "
-              f"every pre-trained arm sees {preset.image_steps} image-steps ({preset.passes} passes, batch "
-              f"{preset.batch_size}, base lr {preset.base_lr} x batch/256, warm-up {preset.warmup_passes} pass(es), "
-              f"teacher momentum {preset.teacher_momentum} -> 1).\n")  # fmt: skip
-    md.append(f"- Downstream: {preset.downstream_films} simulated films (seed {preset.downstream_data_seed}), each of "
-              f"the 7 findings with probability {preset.downstream_prevalence}; patient-wise test "
-              f"({preset.test_fraction:g} of patients) and validation ({preset.val_fraction:g} of the rest) splits; "
-              f"nested label fractions {fractions} of the training split.\n\n")  # fmt: skip
+    md.append(
+        f"- Encoder (every ViT arm): ViT {preset.hidden_size} wide, {preset.num_layers} blocks, "
+        f"{preset.num_heads} heads, patch {preset.patch_size}, {preset.image_size} px films "
+        f"({preset.num_positions} tokens).\n"
+    )
+    md.append(
+        f"- Pre-training: {preset.pretrain_films} normal simulated films (seed {preset.pretrain_data_seed}); "
+        f"every pre-trained arm sees {preset.image_steps} image-steps ({preset.passes} passes, batch "
+        f"{preset.batch_size}, base lr {preset.base_lr} x batch/256, warm-up {preset.warmup_passes} pass(es), "
+        f"teacher momentum {preset.teacher_momentum} -> 1).\n"
+    )
+    md.append(
+        f"- Downstream: {preset.downstream_films} simulated films (seed {preset.downstream_data_seed}), each of "
+        f"the 7 findings with probability {preset.downstream_prevalence}; patient-wise test "
+        f"({preset.test_fraction:g} of patients) and validation ({preset.val_fraction:g} of the rest) splits; "
+        f"nested label fractions {fractions} of the training split.\n\n"
+    )
     md.append(_data_summary(study))
-    md.append("\nAFiRe arms run through the bundle: `train.json` [+ `afire_plus.json`] + a study overlay. Changes from "
-              "`train.json` (the authors' recipe):\n\n")  # fmt: skip
-    md.append(_table(["key", "train.json", "study", "why"],
-                     [[k, f"`{a}`", f"`{b}`", why] for k, a, b, why in changes_from_train_json(preset)]))  # fmt: skip
+    md.append(
+        "\nAFiRe arms run through the bundle: `train.json` [+ `afire_plus.json`] + a study overlay. Changes from "
+        "`train.json` (the authors' recipe):\n\n"
+    )
+    md.append(
+        _table(
+            ["key", "train.json", "study", "why"],
+            [[k, f"`{a}`", f"`{b}`", why] for k, a, b, why in changes_from_train_json(preset)],
+        )
+    )
     md.append("\nArms:\n\n")
     md.append(_table(["arm", "what"], [[_label(study, a.name), a.description] for a in study.arms]))
     md.append("\nBundle commands (one per AFiRe run):\n\n")
@@ -311,14 +376,17 @@ def write_report(study: Any, selections: dict, choices: dict, results: dict[str,
 
     # ---------------------------------------------------------------- selection
     md.append("\n## Selection (validation only; the test split was opened after `choices.json` was written)\n\n")
-    md.append(f"- Best AFiRe recipe: `{best}` (validation mean AUROC, frozen linear probe at {f10 * 100:g}%: "
-              f"{ {k: round(v, 4) for k, v in choices['validation'].get('best_afire', {}).items()} }).\n")  # fmt: skip
+    md.append(
+        f"- Best AFiRe recipe: `{best}` (validation mean AUROC, frozen linear probe at {f10 * 100:g}%: "
+        f"{ {k: round(v, 4) for k, v in choices['validation'].get('best_afire', {}).items()} }).\n"
+    )
     md.append(f"- Pooling per arm: {choices['pooling']}.\n- Localisation map per arm: {choices['map']}.\n\n")
     rows = []
     for arm in arms:
         val = choices["validation"].get(arm, {})
-        cells = [_fmt(val.get(scorer.key(arm, m, f))) for m in ("linear", "attention", "knn", "finetune")
-                 for f in fractions]  # fmt: skip
+        cells = [
+            _fmt(val.get(scorer.key(arm, m, f))) for m in ("linear", "attention", "knn", "finetune") for f in fractions
+        ]
         rows.append([_label(study, arm), *cells])
         for key, value in val.items():
             add("validation", arm, key, "", "", "auroc", value)
@@ -330,8 +398,11 @@ def write_report(study: Any, selections: dict, choices: dict, results: dict[str,
 
     # ---------------------------------------------------------------- timings
     md.append("\n## Timings (wall clock, shared machine)\n\n")
-    rows = [[k, f"{v['seconds']:.0f}", _fmt(v.get("load_start"), 1), _fmt(v.get("load_end"), 1)]
-            for k, v in study.timings.items() if isinstance(v, dict) and "seconds" in v]  # fmt: skip
+    rows = [
+        [k, f"{v['seconds']:.0f}", _fmt(v.get("load_start"), 1), _fmt(v.get("load_end"), 1)]
+        for k, v in study.timings.items()
+        if isinstance(v, dict) and "seconds" in v
+    ]
     md.append(_table(["stage", "seconds", "load at start", "load at end"], rows))
 
     out.mkdir(parents=True, exist_ok=True)
@@ -373,6 +444,7 @@ def study_loc_rows(study: Any, results: dict, choices: dict) -> list[list[str]]:
         if not locs:
             continue
         for name in locs[0]:
+
             def m(metric: str, locs=locs, name=name) -> str:
                 return _fmt(float(np.nanmean([loc[name]["all"][metric] for loc in locs])))
 

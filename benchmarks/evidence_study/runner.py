@@ -25,7 +25,7 @@ import torch
 
 from .arms import Arm, get_arm
 from .data import DownstreamData, generate_films, load_downstream, load_pretrain_images
-from .downstream import Selection, method_key, predict_test, select
+from .downstream import Selection, add_finetuning, method_key, predict_test, select
 from .presets import Preset
 
 __all__ = ["Study", "STAGES", "validation_summary"]
@@ -88,13 +88,20 @@ class Study:
             preset's).
     """
 
-    def __init__(self, preset: Preset, out: str | os.PathLike, log: Callable[[str], None] = print,
-                 arms: tuple[str | Arm, ...] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        preset: Preset,
+        out: str | os.PathLike,
+        log: Callable[[str], None] = print,
+        arms: tuple[str | Arm, ...] | None = None,
+    ) -> None:
         self.preset = preset
         self.out = Path(out)
         self.cache = self.out / "cache"
         self.log = log
-        self.arms: list[Arm] = [a if isinstance(a, Arm) else get_arm(a, preset.ablation_base) for a in (arms or preset.arms)]
+        self.arms: list[Arm] = [
+            a if isinstance(a, Arm) else get_arm(a, preset.ablation_base) for a in (arms or preset.arms)
+        ]
         self.arm_by_name = {a.name: a for a in self.arms}
         self.data: DownstreamData | None = None
         self._pretrain_images: torch.Tensor | None = None
@@ -131,11 +138,19 @@ class Study:
     def stage_data(self) -> DownstreamData:
         """Generate and prepare the films (cached)."""
         p = self.preset
-        self._say(f"data: {p.pretrain_films} pre-training films (seed {p.pretrain_data_seed}), {p.downstream_films} "
-                  f"downstream films (seed {p.downstream_data_seed}) at {p.image_size} px")  # fmt: skip
+        self._say(
+            f"data: {p.pretrain_films} pre-training films (seed {p.pretrain_data_seed}), {p.downstream_films} "
+            f"downstream films (seed {p.downstream_data_seed}) at {p.image_size} px"
+        )
         generate_films(self.cache / "data" / "pretrain", p.pretrain_films, p.pretrain_data_seed, p.image_size, 0.0, 0.0)
-        folder = generate_films(self.cache / "data" / "downstream", p.downstream_films, p.downstream_data_seed,
-                                p.image_size, p.downstream_prevalence, p.test_fraction)  # fmt: skip
+        folder = generate_films(
+            self.cache / "data" / "downstream",
+            p.downstream_films,
+            p.downstream_data_seed,
+            p.image_size,
+            p.downstream_prevalence,
+            p.test_fraction,
+        )
         self.data = load_downstream(folder, self.cache / "data", p.image_size, p.val_fraction)
         return self.data
 
@@ -164,9 +179,10 @@ class Study:
         if done.is_file():
             return done
         self._say(f"pre-train {arm.name} seed {seed}")
-        return self._timed(f"pretrain/{arm.name}/seed{seed}",
-                           lambda: pretrain_arm(arm, seed, self.preset, self.cache / "data" / "pretrain", work,
-                                                self.pretrain_images))  # fmt: skip
+        return self._timed(
+            f"pretrain/{arm.name}/seed{seed}",
+            lambda: pretrain_arm(arm, seed, self.preset, self.cache / "data" / "pretrain", work, self.pretrain_images),
+        )
 
     def stage_pretrain(self) -> None:
         """Pre-train every arm / seed."""
@@ -206,7 +222,15 @@ class Study:
         """Fit and choose every downstream predictor of one arm / seed on validation (cached)."""
         path = self.cache / "select" / arm.name / f"seed{seed}.pkl"
         if path.is_file():
-            return _load_pickle(path)
+            sel = _load_pickle(path)
+            if self.finetuned(arm, seed) and not any(k.startswith("finetune/") for k in sel.val):
+                self._say(f"fine-tune {arm.name} seed {seed} (validation)")
+                self._timed(
+                    f"select/{arm.name}/seed{seed}",
+                    lambda: add_finetuning(sel, arm, self.encoder(arm, seed), self.data, self.preset),
+                )
+                _save_pickle(path, sel)
+            return sel
         self._say(f"select {arm.name} seed {seed} (validation)")
         encoder = self.encoder(arm, seed)
 
@@ -310,7 +334,9 @@ class Study:
             out["validation"][name] = {k: float(np.nanmean([s.val.get(k, np.nan) for s in sels])) for k in sels[0].val}
         recipes = [a for a in ("afire", "afire_plus") if a in selections]
         if recipes:
-            key = {a: method_key("linear", 0.1 if 0.1 in fractions else fractions[0], out["pooling"][a]) for a in recipes}
+            key = {
+                a: method_key("linear", 0.1 if 0.1 in fractions else fractions[0], out["pooling"][a]) for a in recipes
+            }
             value = {a: out["validation"][a].get(key[a], float("nan")) for a in recipes}
             out["best_afire"] = max(recipes, key=lambda a: value[a] if value[a] == value[a] else -1.0)
             out["validation"]["best_afire"] = value
@@ -348,15 +374,22 @@ class Study:
 
                 test_tokens = encode_tokens(encoder, test.images, device=torch.device(self.preset.device))
                 extra = self.extra_features(arm, seed, {"train": train_tokens, "test": test_tokens})
-            result: dict[str, Any] = {"scores": predict_test(sel, test, self.data.train, fractions, pooling,
-                                                             self.preset, encoder, train_tokens, extra)}  # fmt: skip
+            result: dict[str, Any] = {
+                "scores": predict_test(
+                    sel, test, self.data.train, fractions, pooling, self.preset, encoder, train_tokens, extra
+                )
+            }
             functions = self.map_functions(arm, seed)
             if functions:
                 films, cases = maps.localisation_cases(test, self.preset.localisation_films)
                 images = test.images[torch.as_tensor(films)]
-                result["localisation"] = {n: maps.score_maps(fn(images), test, films, cases) for n, fn in functions.items()}
+                result["localisation"] = {
+                    n: maps.score_maps(fn(images), test, films, cases) for n, fn in functions.items()
+                }
                 normal = np.flatnonzero(test.labels.sum(1) == 0)[: self.preset.localisation_films]
-                result["synthetic"] = {n: maps.synthetic_lesion_auroc(fn, test, normal, seed) for n, fn in functions.items()}
+                result["synthetic"] = {
+                    n: maps.synthetic_lesion_auroc(fn, test, normal, seed) for n, fn in functions.items()
+                }
             if encoder is not None:
                 from monai_afire.apps import encode_tokens
 
@@ -371,9 +404,7 @@ class Study:
 
     def stage_test(self, selections: dict[str, list[Selection]], choices: dict[str, Any]) -> dict[str, list[dict]]:
         """Score the test split with every frozen predictor."""
-        return {
-            arm.name: [self.test_one(arm, s.seed, s, choices) for s in selections[arm.name]] for arm in self.arms
-        }
+        return {arm.name: [self.test_one(arm, s.seed, s, choices) for s in selections[arm.name]] for arm in self.arms}
 
     # ------------------------------------------------------------------ all
 
@@ -388,11 +419,35 @@ class Study:
         with threadpool_limits(limits=self.preset.threads):
             return self._run(command, until)
 
+    def check_cache(self) -> None:
+        """Write the preset's cache key on the first run; refuse a cache made with other settings.
+
+        Raises:
+            ValueError: the cache in ``OUT/cache`` was made with settings that differ (names them).
+        """
+        path = self.cache / "preset.json"
+        key = self.preset.cache_key()
+        if path.is_file():
+            old = json.loads(path.read_text())
+            differ = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
+            if differ:
+                raise ValueError(
+                    f"{self.cache} was made with other settings ({', '.join(differ)}); use another --out folder or "
+                    "delete the cache."
+                )
+        else:
+            _json(path, key)
+
     def _run(self, command: str, until: str) -> Path | None:
+        self.check_cache()
         start = time.time()
         self.timings.setdefault("runs", []).append(
-            {"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load": os.getloadavg(),
-             "machine": machine_description()}  # fmt: skip
+            {
+                "command": command,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "load": os.getloadavg(),
+                "machine": machine_description(),
+            }
         )
         self._timed("data", self.stage_data)
         if until == "data":

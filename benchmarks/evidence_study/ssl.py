@@ -160,7 +160,9 @@ class GlobalDINO(nn.Module):
         """Symmetric cross-view loss: the Sinkhorn target of one view's teacher for the other view's student."""
         self.teacher.eval()
         with torch.no_grad():
-            targets = [sinkhorn_knopp(self.teacher(v), self.epsilon, self.sinkhorn_iterations) for v in (view_a, view_b)]
+            targets = [
+                sinkhorn_knopp(self.teacher(v), self.epsilon, self.sinkhorn_iterations) for v in (view_a, view_b)
+            ]
         log_p = [F.log_softmax(self.student(v) / self.student_temperature, dim=-1) for v in (view_a, view_b)]
         loss = -0.5 * ((targets[0] * log_p[1]).sum(-1).mean() + (targets[1] * log_p[0]).sum(-1).mean())
         return loss, {"dino": float(loss.detach())}
@@ -259,8 +261,11 @@ def train_ssl(
             order = torch.randperm(n, generator=generator)
         k = step % per_pass
         batch = images[order[k * batch_size : (k + 1) * batch_size]].to(device)
-        rate = lr * (step + 1) / warmup_steps if step < warmup_steps else cosine_value(step - warmup_steps,
-                                                                                     steps - warmup_steps, lr, 1e-6)  # fmt: skip
+        rate = (
+            lr * (step + 1) / warmup_steps
+            if step < warmup_steps
+            else cosine_value(step - warmup_steps, steps - warmup_steps, lr, 1e-6)
+        )
         optimizer.param_groups[0]["weight_decay"] = cosine_value(step, steps, *weight_decay)
         for g in optimizer.param_groups:
             g["lr"] = rate

@@ -46,7 +46,9 @@ class TestArms(unittest.TestCase):
         self.assertEqual(tuple(tokens.shape), (3, TOKENS, PRESET.hidden_size))
         self.assertTrue(torch.isfinite(tokens).all())
         if start is not None:  # training moved the weights
-            moved = any(not torch.equal(a, b) for a, b in zip(encoder.state_dict().values(), start.state_dict().values()))
+            moved = any(
+                not torch.equal(a, b) for a, b in zip(encoder.state_dict().values(), start.state_dict().values())
+            )
             self.assertTrue(moved)
         return encoder
 
@@ -74,7 +76,9 @@ class TestArms(unittest.TestCase):
 
         model = load_afire_network(work / "bundle")
         maps = afire_maps(model, _images(2), arm.has_lesion_prototype)
-        expected = {"residual_patch", "residual_pixel"} | ({"lesion_probability"} if arm.has_lesion_prototype else set())
+        expected = {"residual_patch", "residual_pixel"} | (
+            {"lesion_probability"} if arm.has_lesion_prototype else set()
+        )
         self.assertEqual(set(maps), expected)
         for value in maps.values():
             self.assertEqual(tuple(value.shape), (2, PRESET.image_size, PRESET.image_size))
@@ -89,8 +93,16 @@ class TestArms(unittest.TestCase):
         self.assertEqual(restored.shape, (2, 1, PRESET.image_size, PRESET.image_size))
         self.assertEqual(int(masked[0].sum()), TOKENS - model.num_keep)
         self.assertEqual(model.num_keep, round(TOKENS * 0.25))
-        history = train_ssl(model, lambda b, g: model.loss(b), _images(8), image_steps=8, batch_size=4, base_lr=0.01,
-                            warmup_steps=1, seed=0)  # fmt: skip
+        history = train_ssl(
+            model,
+            lambda b, g: model.loss(b),
+            _images(8),
+            image_steps=8,
+            batch_size=4,
+            base_lr=0.01,
+            warmup_steps=1,
+            seed=0,
+        )
         self.assertEqual(len(history), 2)
         maps = mae_maps(model, _images(2))
         self.assertEqual(tuple(maps["residual_pixel"].shape), (2, PRESET.image_size, PRESET.image_size))
@@ -104,8 +116,17 @@ class TestArms(unittest.TestCase):
         self.assertTrue(bool((a >= 0).all() and (a <= 1).all()))
         model = build_dino(PRESET, 0)
         before = [p.clone() for p in model.teacher.parameters()]
-        train_ssl(model, lambda v, gen: model.loss(dino_views(v, gen), dino_views(v, gen)), x, image_steps=8,
-                  batch_size=4, base_lr=0.01, warmup_steps=1, seed=0, teacher_momentum=0.5)  # fmt: skip
+        train_ssl(
+            model,
+            lambda v, gen: model.loss(dino_views(v, gen), dino_views(v, gen)),
+            x,
+            image_steps=8,
+            batch_size=4,
+            base_lr=0.01,
+            warmup_steps=1,
+            seed=0,
+            teacher_momentum=0.5,
+        )
         self.assertTrue(any(not torch.equal(p, q) for p, q in zip(before, model.teacher.parameters())))
 
     def test_pixels_and_densenet(self):

@@ -35,7 +35,7 @@ class TestPresets(unittest.TestCase):
         self.assertGreaterEqual(len(preset.arm_seeds("mae")), 3)
 
     def test_overrides(self):
-        preset = get_preset("smoke", ["passes=3", "arms=[\"random\"]", "finetune_arms=[]", "device=cpu"])
+        preset = get_preset("smoke", ["passes=3", 'arms=["random"]', "finetune_arms=[]", "device=cpu"])
         self.assertEqual((preset.passes, preset.arms), (3, ("random",)))
         with self.assertRaisesRegex(ValueError, "unknown key 'nope'"):
             get_preset("smoke", ["nope=1"])
@@ -44,7 +44,7 @@ class TestPresets(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "Unknown preset"):
             get_preset("tpu")
         with self.assertRaisesRegex(ValueError, "not among the arms"):
-            get_preset("smoke", ["arms=[\"random\"]"])  # finetune_arms still lists the others
+            get_preset("smoke", ['arms=["random"]'])  # finetune_arms still lists the others
 
     def test_changes_from_train_json_are_listed_with_a_reason(self):
         rows = changes_from_train_json(get_preset("cpu"))
@@ -54,8 +54,12 @@ class TestPresets(unittest.TestCase):
 
     def test_ablations_change_one_thing_of_their_base(self):
         base = get_arm("afire_plus")
-        for name, key in (("no_restoration", "restoration_weight"), ("no_structure", "structure_weight"),
-                          ("no_lesions", "lesion_kwargs#prob"), ("clip_lesion", "lesion_kwargs#clip_scope")):
+        for name, key in (
+            ("no_restoration", "restoration_weight"),
+            ("no_structure", "structure_weight"),
+            ("no_lesions", "lesion_kwargs#prob"),
+            ("clip_lesion", "lesion_kwargs#clip_scope"),
+        ):
             arm = get_arm(name, "afire_plus")
             self.assertEqual(arm.configs, base.configs)
             self.assertEqual(set(arm.overrides) - set(base.overrides), {key})

@@ -40,16 +40,24 @@ class TestStudyRunner(unittest.TestCase):
             self.assertIn(choices["pooling"]["random"], ("mean", "max", "mean_max"))
             self.assertIn(choices["map"]["mae"], ("residual_patch", "residual_pixel"))
             text = path.read_text()
-            for heading in ("## Headline", "## Targets", "## Label-free localisation", "## Anatomy cohesion",
-                            "## Selection", "## Timings"):  # fmt: skip
+            for heading in (
+                "## Headline",
+                "## Targets",
+                "## Label-free localisation",
+                "## Anatomy cohesion",
+                "## Selection",
+                "## Timings",
+            ):
                 self.assertIn(heading, text)
             self.assertTrue((out / "evidence.png").stat().st_size > 0)
             with open(out / "evidence.csv", newline="") as f:
                 rows = list(csv.DictReader(f))
             aurocs = [r for r in rows if r["section"] == "auroc"]
             arms_methods = {(r["arm"], r["method"]) for r in aurocs}
-            self.assertTrue({("random", "linear"), ("random", "finetune"), ("pixels", "linear"),
-                             ("mae", "attention")} <= arms_methods)  # fmt: skip
+            self.assertTrue(
+                {("random", "linear"), ("random", "finetune"), ("pixels", "linear"), ("mae", "attention")}
+                <= arms_methods
+            )
             self.assertTrue(all(0.0 <= float(r["value"]) <= 1.0 for r in aurocs))
             self.assertEqual({r["seeds"] for r in aurocs if r["arm"] == "mae" and r["method"] == "linear"}, {"2"})
 
