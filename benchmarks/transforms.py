@@ -77,9 +77,7 @@ def run(sizes: Sequence[int], count: int, repeats: int) -> str:
         noise = RandGaussianNoise(prob=1.0).set_random_state(0)
         noise_dict = RandGaussianNoised(keys="image", prob=1.0).set_random_state(0)
         slm, baseline, baseline_dict = time_per_image([_on_dict(lesion), noise, _on_dict(noise_dict)], images, repeats)
-        lines.append(
-            f"| {size} x {size} | {slm:.3f} | {baseline:.3f} | {baseline_dict:.3f} | {slm / baseline:.2f} |"
-        )
+        lines.append(f"| {size} x {size} | {slm:.3f} | {baseline:.3f} | {baseline_dict:.3f} | {slm / baseline:.2f} |")
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ Run it with ``python benchmarks/evidence.py --preset cpu --out benchmarks/result
 from __future__ import annotations
 
 from .arms import ARMS, Arm, get_arm
-from .data import FINDINGS, DownstreamData, Split, TestSetLocked
+from .data import FINDINGS, ClosedTestSplit, DownstreamData, Split
 from .presets import PRESETS, Preset, get_preset
 from .runner import STAGES, Study
 
@@ -21,7 +21,7 @@ __all__ = [
     "STAGES",
     "Split",
     "Study",
-    "TestSetLocked",
+    "ClosedTestSplit",
     "get_arm",
     "get_preset",
 ]

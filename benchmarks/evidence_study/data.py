@@ -17,7 +17,7 @@ import torch
 __all__ = [
     "FINDINGS",
     "Split",
-    "TestSetLocked",
+    "ClosedTestSplit",
     "DownstreamData",
     "generate_films",
     "prepare_images",
@@ -37,7 +37,7 @@ def _findings() -> tuple[str, ...]:
 FINDINGS = _findings()
 
 
-class TestSetLocked(RuntimeError):
+class ClosedTestSplit(RuntimeError):
     """Raised when the test split is asked for before the study's choices are frozen."""
 
 
@@ -284,10 +284,10 @@ class DownstreamData:
         """The test split.
 
         Raises:
-            TestSetLocked: before :meth:`freeze`.
+            ClosedTestSplit: before :meth:`freeze`.
         """
         if self._choices is None:
-            raise TestSetLocked(
+            raise ClosedTestSplit(
                 "The test split is closed until every choice is made on validation and written down "
                 "(DownstreamData.freeze(choices_file))."
             )

@@ -426,7 +426,7 @@ class Study:
             ValueError: the cache in ``OUT/cache`` was made with settings that differ (names them).
         """
         path = self.cache / "preset.json"
-        key = self.preset.cache_key()
+        key = json.loads(json.dumps(self.preset.cache_key()))
         if path.is_file():
             old = json.loads(path.read_text())
             differ = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.evidence_study.data import FINDINGS, TestSetLocked, generate_films, load_downstream
+from benchmarks.evidence_study.data import FINDINGS, ClosedTestSplit, generate_films, load_downstream
 
 
 class TestDownstreamData(unittest.TestCase):
@@ -22,7 +22,7 @@ class TestDownstreamData(unittest.TestCase):
 
     def test_test_split_is_closed_until_the_choices_are_written(self):
         data = load_downstream(self.root / "films", self.root / "cache", 32, val_fraction=0.3)
-        with self.assertRaises(TestSetLocked):
+        with self.assertRaises(ClosedTestSplit):
             data.test()
         with self.assertRaisesRegex(FileNotFoundError, "choices"):
             data.freeze(self.root / "missing.json")
