@@ -271,6 +271,7 @@ PRESETS: dict[str, Preset] = {
         finetune_arms=MAIN_FINETUNE,
         finetune_seeds=1,
         finetune_epochs={0.01: 20, 0.1: 8, 1.0: 3},
+        finetune_lr=3e-4,
         densenet_epochs={0.01: 10, 0.1: 4, 1.0: 1},
         densenet_image_size=64,
         threads=1,
