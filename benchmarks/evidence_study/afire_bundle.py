@@ -103,6 +103,8 @@ def study_overlay(
         "train#films#_target_": "CacheDataset",
         "train#films#progress": False,
     }
+    if preset.amp:
+        overlay["amp"] = "bf16"
     overlay.update(arm.overrides)
     return overlay
 

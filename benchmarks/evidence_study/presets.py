@@ -70,6 +70,7 @@ class Preset:
         threads: torch and BLAS threads (None: their defaults). On a shared, loaded machine one thread per process is
             many times faster than two (OpenMP threads spin while they wait for a core).
         device: ``"cpu"`` or ``"cuda"``.
+        amp: bfloat16 autocast in pre-training (the bundle's ``amp``, and the MAE / DINO loop).
         ablation_base: arm whose recipe the ablations change.
     """
 
@@ -120,6 +121,7 @@ class Preset:
     bootstrap_samples: int = 1000
     threads: int | None = None
     device: str = "cpu"
+    amp: bool = False
     ablation_base: str = "afire_plus"
 
     def __post_init__(self) -> None:
@@ -292,10 +294,11 @@ PRESETS: dict[str, Preset] = {
         decoder_heads=8,
         pretrain_films=20000,
         downstream_films=8000,
-        passes=100,
+        downstream_prevalence=0.1,
+        passes=20,
         batch_size=128,
         base_lr=0.0005,
-        warmup_passes=10,
+        warmup_passes=2,
         teacher_momentum=0.996,
         arms=ALL_ARMS,
         seeds={arm: (0, 1, 2) for arm in ("random", "afire", "afire_plus", "mae", "dino")},
@@ -303,11 +306,14 @@ PRESETS: dict[str, Preset] = {
         finetune_seeds=3,
         finetune_epochs={0.01: 100, 0.1: 50, 1.0: 20},
         densenet_epochs={0.01: 100, 0.1: 50, 1.0: 20},
+        finetune_lr=3e-4,
         finetune_batch_size=64,
+        attention_epochs=50,
         localisation_films=1000,
         cohesion_films=500,
         bootstrap_samples=2000,
         device="cuda",
+        amp=True,
     ),
 }
 

@@ -81,6 +81,7 @@ def pretrain_arm(
         "warmup_steps": warmup,
         "seed": seed,
         "device": preset.device,
+        "amp": preset.amp,
     }
     info: dict = {"arm": arm.name, "seed": seed, "image_steps": preset.image_steps, "steps": steps}
     if arm.kind == "random":

@@ -220,6 +220,7 @@ def train_ssl(
     teacher_momentum: float | None = None,
     device: str | torch.device = "cpu",
     log_every: int = 50,
+    amp: bool = False,
 ) -> list[dict[str, float]]:
     """Train ``model`` for ``image_steps // batch_size`` steps on shuffled passes over ``images``.
 
@@ -237,6 +238,7 @@ def train_ssl(
         teacher_momentum: starting EMA momentum (cosine to 1), or None without a teacher.
         device: where to train.
         log_every: steps between printed lines.
+        amp: bfloat16 autocast of the forward pass.
 
     Returns:
         one dict per logged step: ``step``, ``loss``, ``lr`` and the parts.
@@ -269,7 +271,9 @@ def train_ssl(
         optimizer.param_groups[0]["weight_decay"] = cosine_value(step, steps, *weight_decay)
         for g in optimizer.param_groups:
             g["lr"] = rate
-        loss, parts = loss_fn(batch, generator)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+            loss, parts = loss_fn(batch, generator)
+        loss = loss.float()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"train_ssl: non-finite loss {float(loss)} at step {step}.")
         optimizer.zero_grad(set_to_none=True)
