@@ -7,8 +7,9 @@
   linear to pixels) restores the film; the loss is the MSE on the masked patches ([0, 1] pixels).
 - :class:`GlobalDINO`: a global DINO baseline (Caron et al. 2021, with SwAV/DINOv2's Sinkhorn centring): the same
   encoder as student, an EMA teacher, one prototype head on the mean of the patch tokens, two views per film
-  (:func:`dino_views`), targets from Sinkhorn-Knopp on the teacher's logits over the batch, cross-entropy of the
-  student's softmax (temperature 0.1) on the other view's target.
+  (:func:`dino_views`), targets from Sinkhorn-Knopp on the teacher's logits over the batch and a queue of the
+  teacher's projections of the last batches (SwAV's small-batch fix), cross-entropy of the student's softmax
+  (temperature 0.1) on the other view's target.
 
 Both are trained by :func:`train_ssl` with the bundle's optimiser recipe: AdamW on
 :func:`~monai_afire.engines.weight_decay_param_groups`, learning rate ``base_lr * batch / 256`` with linear warm-up
@@ -110,11 +111,18 @@ class _GlobalBranch(nn.Module):
         super().__init__()
         self.encoder, self.head, self.prototypes = encoder, head, prototypes
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def project(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised projection (B, bottleneck) of the mean patch token."""
         out = self.encoder(images)
         pooled = (out[0] if isinstance(out, tuple) else out).mean(1)
-        u = F.normalize(self.head(pooled), dim=-1)
+        return F.normalize(self.head(pooled), dim=-1)
+
+    def scores(self, u: torch.Tensor) -> torch.Tensor:
+        """Cosine scores (B, K) of projections against the unit prototypes."""
         return u @ F.normalize(self.prototypes, dim=-1).t()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.scores(self.project(images))
 
 
 class GlobalDINO(nn.Module):
@@ -128,6 +136,9 @@ class GlobalDINO(nn.Module):
         student_temperature: student softmax temperature.
         epsilon: Sinkhorn temperature of the teacher targets.
         sinkhorn_iterations: Sinkhorn rounds.
+        queue_size: teacher projections of past batches kept for the Sinkhorn equipartition (SwAV's queue): with
+            a batch smaller than the number of prototypes, equipartition within one batch forces near-uniform
+            targets and nothing is learnt (the loss stays at log K). 0 disables it.
     """
 
     def __init__(
@@ -139,12 +150,15 @@ class GlobalDINO(nn.Module):
         student_temperature: float = 0.1,
         epsilon: float = 0.05,
         sinkhorn_iterations: int = 3,
+        queue_size: int = 512,
     ) -> None:
         super().__init__()
         head = nn.Sequential(
             nn.Linear(encoder.hidden_size, hidden_dim),
+            nn.BatchNorm1d(hidden_dim),
             nn.GELU(),
             nn.Linear(hidden_dim, hidden_dim),
+            nn.BatchNorm1d(hidden_dim),
             nn.GELU(),
             nn.Linear(hidden_dim, bottleneck_dim),
         )
@@ -155,14 +169,31 @@ class GlobalDINO(nn.Module):
         self.student_temperature = float(student_temperature)
         self.epsilon = float(epsilon)
         self.sinkhorn_iterations = int(sinkhorn_iterations)
+        self.register_buffer("queue", torch.zeros(int(queue_size), bottleneck_dim))
+        self.register_buffer("queue_count", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def targets(self, u: torch.Tensor) -> torch.Tensor:
+        """Sinkhorn targets (B, K) of teacher projections ``u``, equipartitioned together with the queue once full."""
+        size = self.queue.shape[0]
+        rows = torch.cat([self.queue, u]) if size and int(self.queue_count) >= size else u
+        return sinkhorn_knopp(self.teacher.scores(rows), self.epsilon, self.sinkhorn_iterations)[-u.shape[0] :]
+
+    @torch.no_grad()
+    def enqueue(self, u: torch.Tensor) -> None:
+        """Push projections into the queue (oldest out)."""
+        size = self.queue.shape[0]
+        if size:
+            self.queue.copy_(torch.cat([self.queue, u.float()])[-size:])
+            self.queue_count += u.shape[0]
 
     def loss(self, view_a: torch.Tensor, view_b: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Symmetric cross-view loss: the Sinkhorn target of one view's teacher for the other view's student."""
-        self.teacher.eval()
+        self.teacher.train()  # batch statistics in the head's BatchNorm (no gradient, running stats unused)
         with torch.no_grad():
-            targets = [
-                sinkhorn_knopp(self.teacher(v), self.epsilon, self.sinkhorn_iterations) for v in (view_a, view_b)
-            ]
+            projections = [self.teacher.project(v).float() for v in (view_a, view_b)]
+            targets = [self.targets(u) for u in projections]
+            self.enqueue(projections[0])
         log_p = [F.log_softmax(self.student(v) / self.student_temperature, dim=-1) for v in (view_a, view_b)]
         loss = -0.5 * ((targets[0] * log_p[1]).sum(-1).mean() + (targets[1] * log_p[0]).sum(-1).mean())
         return loss, {"dino": float(loss.detach())}
