@@ -18,10 +18,12 @@ from .arms import get_arm
 from .data import FINDINGS
 from .downstream import method_key
 
-__all__ = ["write_report", "Interval", "SELECTION_LOG"]
+__all__ = ["write_report", "Interval", "SELECTION_LOG", "DIAGNOSIS"]
 
 #: hand-written log of what was tried on validation before the run (copied into evidence.md when present).
 SELECTION_LOG = "SELECTION_LOG.md"
+#: hand-written reading of the tables, written after the run (copied into evidence.md when present).
+DIAGNOSIS = "DIAGNOSIS.md"
 PLOT_ARMS = ("random", "pixels", "densenet121", "mae", "dino", "afire", "afire_plus")
 COMPARED = ("random", "pixels", "mae", "dino")
 
@@ -117,29 +119,31 @@ def _plot(study: Any, scorer: _Scorer, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fractions = list(study.preset.label_fractions)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, (method, title) in zip(
-        axes, (("linear", "frozen encoder, linear probe on pooled tokens"), ("finetune", "fine-tuned end to end"))
-    ):
+    colours = {arm: plt.get_cmap("tab10")(i) for i, arm in enumerate(PLOT_ARMS)}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    panels = (("linear", "frozen encoder, linear probe on pooled tokens"), ("finetune", "fine-tuned end to end"))
+    for ax, (method, title) in zip(axes, panels):
         for arm in [a.name for a in study.arms if a.name in PLOT_ARMS]:
             values = [scorer.mean(arm, method, f) for f in fractions]
+            label = _label(study, arm)
             if all(math.isnan(v[0]) for v in values):
-                if arm == "pixels" and method == "finetune":  # the pixel arm has one model: show it on both panels
-                    values = [scorer.mean(arm, "linear", f) for f in fractions]
-                else:
+                if arm != "pixels" or method != "finetune":
                     continue
+                # the pixel arm has one model, a logistic regression: shown on both panels
+                values = [scorer.mean(arm, "linear", f) for f in fractions]
+                label += " (logistic regression)"
             x = np.array(fractions) * 100
             y = np.array([v[0] for v in values])
             err = np.array([[v[0] - v[1], v[2] - v[0]] for v in values]).T
-            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=_label(study, arm))
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, color=colours[arm], label=label)
         ax.set_xscale("log")
         ax.set_xticks(np.array(fractions) * 100, [f"{f * 100:g}%" for f in fractions])
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         ax.set_xlabel("labelled training films")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
     axes[0].set_ylabel("test mean AUROC (7 findings), 95% CI")
-    axes[1].legend(fontsize=8, loc="lower right")
     fig.suptitle(f"Simulated chest films, preset {study.preset.name}: AUROC by label fraction", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -291,6 +295,10 @@ def write_report(study: Any, selections: dict, choices: dict, results: dict[str,
     )
     md.append(_table(["target", "measured", "status"], target_rows))
 
+    diagnosis = out / DIAGNOSIS
+    if diagnosis.is_file():
+        md.append("\n## Diagnosis (written after the run, from the tables below)\n\n" + diagnosis.read_text() + "\n")
+
     # ---------------------------------------------------------------- per finding
     md.append(f"\n## Per finding at {f10 * 100:g}% labels (test AUROC, mean over seeds)\n")
     for method, title in (("linear", "frozen, linear probe"), ("finetune", "fine-tuned")):
@@ -371,7 +379,8 @@ def write_report(study: Any, selections: dict, choices: dict, results: dict[str,
             for seed in study.seeds(arm):
                 info = study.workdir(arm, seed) / "bundle" / "done.json"
                 if info.is_file():
-                    md.append(f"- `{json.loads(info.read_text())['command']}`\n")
+                    command = json.loads(info.read_text())["command"]
+                    md.append(f"- `{command.replace(str(out.resolve()) + os.sep, str(out) + os.sep)}`\n")
     md.append(f"\nPreset:\n\n```json\n{preset.to_json()}\n```\n")
 
     # ---------------------------------------------------------------- selection
