@@ -16,7 +16,10 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["monai_afire", "monai_afire.*"]),
+    # the repository's bundles/ folder is the source of truth; the package ships it as monai_afire/bundles
+    packages=[*find_packages(include=["monai_afire", "monai_afire.*"]), "monai_afire.bundles"],
+    package_dir={"monai_afire.bundles": "bundles"},
+    package_data={"monai_afire.bundles": ["*/configs/*.json", "*/configs/*.conf", "*/docs/*.md"]},
     install_requires=[
         "monai>=1.4",
         "torch>=2.4",

@@ -74,9 +74,11 @@ def measure(cfg: dict, iterations: int) -> dict:
     import torch
     from ignite.engine import Events
 
-    from monai_afire.engines import AFiRePretrainer, TeacherEMA, weight_decay_param_groups
+    from monai_afire.engines import AFiRePretrainer
+    from monai_afire.handlers import TeacherEMA
     from monai_afire.losses import AFiReLoss
     from monai_afire.networks import AFiRe, AFiReEncoder
+    from monai_afire.optimizers import weight_decay_param_groups
 
     torch.manual_seed(0)
     device = torch.device(cfg["device"])

@@ -4,7 +4,7 @@ For each geometry, generates normal simulated films (no findings; same seed, so 
 and scores how well patch tokens group by anatomy with :func:`monai_afire.metrics.cohesion_metrics` (k-NN accuracy
 cross-validated by image, silhouette, k-means NMI; background tokens left out), the tokens' anatomy label being
 the structure covering most of the patch (:func:`monai_afire.metrics.token_anatomy_labels`), exactly as
-:mod:`monai_afire.engines.representation_eval` does. Token features:
+:mod:`monai_afire.apps.cohesion` does. Token features:
 
 - a RANDOM-initialised :class:`monai_afire.networks.AFiReEncoder` of the demo's shape (hidden 96, 4 layers, 3 heads,
   patch 16), one row per initialisation seed;
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     from monai.data import DataLoader, Dataset
 
     from monai_afire.data.simcxr import generate_simcxr
-    from monai_afire.engines.representation_eval import cohesion_records, cohesion_transforms
+    from monai_afire.apps.cohesion import cohesion_records, cohesion_transforms
     from monai_afire.metrics import cohesion_metrics, token_embeddings
     from monai_afire.networks import AFiReEncoder
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         f"({(size // patch) ** 2} tokens per film); background tokens left out; k-NN (k = 5, cosine) accuracy "
         "cross-validated by film (5 folds); silhouette (cosine) and k-means NMI on the same tokens. Random encoder: "
         "`AFiReEncoder(img_size=128, patch_size=16, hidden_size=96, num_layers=4, num_heads=3)`, untrained, "
-        "`monai_afire.engines.representation_eval.cohesion_transforms` preparation.",
+        "`monai_afire.apps.cohesion.cohesion_transforms` preparation.",
         "",
         "| geometry | token features | anatomy k-NN accuracy | silhouette | NMI |",
         "|---|---|---:|---:|---:|",

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from monai_afire.apps.bundles import bundle_dir
+
 __all__ = [
     "BUNDLE_DIR",
     "DEMO_FILM",
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 DEMO_FILM = "RG1_UNCR.dcm"
-BUNDLE_DIR = Path(__file__).resolve().parents[1] / "bundles" / "afire_pretrain"
+BUNDLE_DIR = bundle_dir("afire_pretrain")
 CONFIGS = BUNDLE_DIR / "configs"
 DEMO_CONFIGS = [str(CONFIGS / "train.json"), str(CONFIGS / "demo.json")]
 
@@ -167,7 +169,8 @@ def demo_network(out_dir: str | Path) -> tuple[Any, int]:
     """The demo's AFiRe model with the newest checkpoint of ``out_dir/models`` loaded, and its image size."""
     from monai.bundle import ConfigParser
 
-    from monai_afire.engines import latest_checkpoint, load_afire_checkpoint
+    from monai_afire.handlers import latest_checkpoint
+    from monai_afire.networks import load_afire_checkpoint
 
     parser = ConfigParser()
     parser.read_config(DEMO_CONFIGS)
@@ -181,7 +184,7 @@ def write_anomaly_maps(out_dir: str | Path, film: str | None = None, seeds: Sequ
     import torch
     import torch.nn.functional as F
 
-    from monai_afire.engines import token_outputs
+    from monai_afire.inferers import token_outputs
     from monai_afire.transforms import RandSyntheticLesiond, radiograph_transforms
     from monai_afire.visualize import save_map_gallery
 
@@ -195,7 +198,7 @@ def write_anomaly_maps(out_dir: str | Path, film: str | None = None, seeds: Sequ
     with torch.no_grad():
         for _, image in samples:
             x = torch.as_tensor(image).float()[None]
-            anomaly = token_outputs(model, x)["anomaly"]
+            anomaly = token_outputs(model, x, network="teacher")["anomaly"]
             maps.append(F.interpolate(anomaly[None], size=x.shape[-2:], mode="nearest")[0, 0].numpy())
             images.append(x[0, 0].numpy())
     return Path(
@@ -230,8 +233,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"[{time.time() - start:6.1f}s] pre-training done", flush=True)
     from monai.bundle import ConfigParser
 
-    from monai_afire.engines import latest_checkpoint, read_loss_history
-    from monai_afire.visualize import plot_loss_curves
+    from monai_afire.handlers import latest_checkpoint
+    from monai_afire.visualize import plot_loss_curves, read_loss_history
 
     cfg = ConfigParser()
     cfg.read_config(DEMO_CONFIGS)

@@ -6,9 +6,10 @@ from pathlib import Path
 from unittest import mock
 
 import matplotlib.image as mpimg
+import pytest
 
 from monai_afire import demo
-from monai_afire.engines import read_loss_history
+from monai_afire.visualize import read_loss_history
 
 
 def film_installed() -> bool:
@@ -30,6 +31,7 @@ class TestDemo(unittest.TestCase):
             picture = mpimg.imread(path)
             self.assertGreater(picture.shape[0], picture.shape[1])  # four rows of three panels
 
+    @pytest.mark.slow
     def test_main_job_end_to_end_tiny(self):
         """``python -m monai_afire.demo`` with a tiny data set and one epoch writes and prints every output."""
         if not film_installed():

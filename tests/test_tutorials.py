@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import unittest
@@ -115,10 +116,14 @@ class TestQuickstart(unittest.TestCase):
     def check_anomaly_maps(self):
         size = self.results["settings"]["image_size"]
         self.assertEqual(self.results["anomaly_map_shape"], [1, 1, size, size])
-        probability = self.results["anomaly_scores"]["lesion_probability"]
-        for where in ("inside", "outside"):
-            self.assertGreaterEqual(probability[where], 0.0)
-            self.assertLessEqual(probability[where], 1.0)
+        scores = self.results["anomaly_scores"]
+        self.assertEqual(set(scores), {"lesion_probability", "residual"})
+        for name, means in scores.items():
+            inside, outside = means["inside"], means["outside"]
+            self.assertTrue(math.isfinite(inside) and math.isfinite(outside), name)
+            self.assertGreaterEqual(min(inside, outside), 0.0, name)
+            self.assertNotEqual(inside, outside, f"{name}: the map does not vary over the film")
+        self.assertLessEqual(max(scores["lesion_probability"].values()), 1.0)
 
     def check_teacher_encoder(self):
         self.assertTrue(Path(self.results["teacher_encoder"]).is_file())

@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 
 from monai_afire.metrics import mean_auroc
-from monai_afire.networks import AFiReClassifier, layer_decay_param_groups
+from monai_afire.networks import AFiReClassifier
+from monai_afire.optimizers import layer_decay_param_groups
 
 __all__ = ["finetune_classifier", "train_classifier", "predict_scores", "image_batches", "training_prevalence"]
 
@@ -209,7 +210,7 @@ def train_classifier(
 ) -> nn.Module:
     """Train a multi-label classifier in place and keep the weights of its best validation epoch.
 
-    AdamW on :func:`~monai_afire.networks.layer_decay_param_groups` (no weight decay on biases and norms; with
+    AdamW on :func:`~monai_afire.optimizers.layer_decay_param_groups` (no weight decay on biases and norms; with
     ``layer_decay`` the ViT blocks' learning rates decay with depth, a model without ``blocks.<i>.`` parameters gets
     one rate), a per-step linear warm-up then cosine schedule to 0, BCE-with-logits. After each epoch the validation
     mean AUROC (classes with both labels, :func:`~monai_afire.metrics.mean_auroc`) is measured; the weights of the

@@ -22,7 +22,7 @@ from .simcxr import DEFAULT_PREVALENCE, SimCXRGenerator, SimCXRSample, SimCXRSet
 from .simcxr_findings import FINDINGS as SIMCXR_FINDINGS
 from .simcxr_phantom import ANATOMY_LABELS as SIMCXR_ANATOMY_LABELS
 from .simcxr_phantom import load_phantom
-from .splits import label_fraction_split, read_split_list, write_split_list
+from .splits import holdout_split, label_fraction_split, read_split_list, write_split_list
 
 __all__ = [
     "CHESTXRAY14_CLASSES",
@@ -39,6 +39,7 @@ __all__ = [
     "load_mimic_cxr",
     "load_rsna_pneumonia",
     "load_vindr_cxr",
+    "holdout_split",
     "label_fraction_split",
     "read_split_list",
     "write_split_list",

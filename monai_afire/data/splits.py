@@ -1,4 +1,4 @@
-"""Label-fraction subsets (1 %, 10 %, 100 %) for the label-efficiency protocol, and split lists on disk."""
+"""Patient-wise splits: label-fraction subsets (1 %, 10 %, 100 %), hold-out sets, and split lists on disk."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["label_fraction_split", "write_split_list", "read_split_list"]
+__all__ = ["holdout_split", "label_fraction_split", "write_split_list", "read_split_list"]
 
 
 def _groups(records: Sequence[dict[str, Any]], group_by: str | None) -> dict[Any, list[int]]:
@@ -121,3 +121,23 @@ def read_split_list(
         raise ValueError(f"{path}: {len(missing)} listed image(s) not among the records, e.g. {missing[:3]}.")
     keep = set(wanted)
     return [r for r in records if _name(r, root) in keep]
+
+
+def holdout_split(
+    records: Sequence[dict[str, Any]], fraction: float, seed: int = 0, group_by: str = "patient_id"
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split ``records`` into (kept, held out), holding out about ``fraction`` of the patients (whole patients).
+
+    Records without ``group_by`` count as one patient each. ``fraction`` 0 holds out nothing.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"holdout_split: fraction must be in [0, 1), got {fraction}.")
+    keys = [r.get(group_by, f"__record_{i}") for i, r in enumerate(records)]
+    patients = sorted(set(map(str, keys)))
+    count = int(round(fraction * len(patients)))
+    if fraction > 0 and count == 0 and len(patients) > 1:
+        count = 1
+    held = set(np.random.default_rng(seed).permutation(patients)[:count].tolist())
+    kept = [r for r, k in zip(records, keys) if str(k) not in held]
+    out = [r for r, k in zip(records, keys) if str(k) in held]
+    return kept, out

@@ -7,61 +7,101 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from ignite.engine import Events
 from monai.engines import Trainer
-from monai.engines.utils import IterationEvents
+from monai.engines.utils import IterationEvents, PrepareBatch
+from monai.inferers import Inferer, SimpleInferer
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
-__all__ = ["AFiRePretrainer", "AMP_DTYPES", "unwrap_model"]
+from monai_afire.utils.wrappers import unwrap_model
+
+__all__ = ["AFiRePrepareBatch", "AFiRePretrainer", "AMP_DTYPES"]
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def unwrap_model(network: nn.Module) -> nn.Module:
-    """The AFiRe module inside DistributedDataParallel/DataParallel or ``torch.compile`` wrappers."""
-    while True:
-        if isinstance(network, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            network = network.module
-        elif hasattr(network, "_orig_mod"):
-            network = network._orig_mod
-        else:
-            return network
 
 
 def _as_tensor(x: Any) -> Any:
     return x.as_tensor() if hasattr(x, "as_tensor") else x
 
 
+class AFiRePrepareBatch(PrepareBatch):
+    """The ``prepare_batch`` of :class:`AFiRePretrainer` (MONAI's :class:`~monai.engines.utils.PrepareBatch`).
+
+    From a batch dict (as :class:`monai_afire.transforms.RandSyntheticLesiond` writes it) it returns, as plain tensors
+    on ``device``: the lesioned image (the network's input), the clean image (the target), and the network's further
+    arguments ``(clean, lesion_mask)``, so that the inferer calls ``network(lesioned, clean, lesion_mask)``.
+
+    Args:
+        image_key: batch key of the lesioned image.
+        clean_key: batch key of the clean image.
+        mask_key: batch key of the lesion mask.
+    """
+
+    def __init__(self, image_key: str = "image", clean_key: str = "clean", mask_key: str = "lesion_mask") -> None:
+        self.keys = (image_key, clean_key, mask_key)
+
+    def __call__(
+        self,
+        batchdata: dict[str, torch.Tensor],
+        device: str | torch.device | None = None,
+        non_blocking: bool = False,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple, dict]:
+        """``(lesioned, clean, (clean, lesion_mask), {})``; ``kwargs`` go to ``Tensor.to``."""
+        if not isinstance(batchdata, dict):
+            raise ValueError(f"AFiRePretrainer: a batch must be a dict, got {type(batchdata).__name__}.")
+        missing = [k for k in self.keys if k not in batchdata]
+        if missing:
+            raise ValueError(
+                f"AFiRePretrainer: batch lacks the keys {missing} (has {sorted(batchdata)}); add "
+                "RandSyntheticLesiond(keys=image_key, clean_key=..., mask_key=...) to the transforms."
+            )
+        lesioned, clean, mask = (
+            _as_tensor(batchdata[k]).to(device, non_blocking=non_blocking, **kwargs) for k in self.keys
+        )
+        return lesioned, clean, (clean, mask), {}
+
+
 class AFiRePretrainer(Trainer):
     """Ignite/MONAI trainer for AFiRe self-supervised pre-training.
 
-    Each iteration reads the lesioned image, the clean image and the lesion mask from the batch (as
-    :class:`monai_afire.transforms.RandSyntheticLesiond` writes them), runs ``network(lesioned, clean, mask)``, the
+    As MONAI's ``SupervisedTrainer`` does, each iteration reads the batch with ``prepare_batch`` (by default
+    :class:`AFiRePrepareBatch`: lesioned image, clean image, lesion mask), runs the network through the ``inferer``
+    (``inferer(lesioned, network, clean, mask)``; :class:`~monai.inferers.SimpleInferer` by default), computes the
     loss ``loss_function(outputs, clean, mask, replace_prototypes=epoch <= replace_prototypes_epochs)``,
-    backpropagates, clips the gradient norm and steps the optimiser. It fires MONAI's ``IterationEvents``
-    (FORWARD_COMPLETED, LOSS_COMPLETED, BACKWARD_COMPLETED, MODEL_COMPLETED); the teacher EMA, the schedules and the
-    checkpoints are handlers (see :mod:`monai_afire.engines`). ``engine.state.output`` holds ``"loss"`` (a detached
-    scalar tensor) and the float components ``"structure"``, ``"category"`` and ``"restoration"``.
+    backpropagates, clips the gradient norm and steps the optimiser, under autocast when ``amp`` is set. It fires
+    MONAI's ``IterationEvents`` (FORWARD_COMPLETED, LOSS_COMPLETED, BACKWARD_COMPLETED, MODEL_COMPLETED); the teacher
+    EMA, the schedules, the frozen prototypes and the checkpoints are handlers (see :mod:`monai_afire.handlers`).
+    ``engine.state.output`` holds ``"loss"`` (a detached scalar tensor) and the float components ``"structure"``,
+    ``"category"`` and ``"restoration"``.
 
     Args:
         device: device of the network; batches are moved there.
         max_epochs: epochs to train.
         train_data_loader: yields dicts with ``image_key``, ``clean_key`` and ``mask_key``.
         network: an :class:`monai_afire.networks.AFiRe` (possibly wrapped in DistributedDataParallel).
-        optimizer: e.g. AdamW on :func:`monai_afire.engines.weight_decay_param_groups`.
+        optimizer: e.g. AdamW on :func:`monai_afire.optimizers.weight_decay_param_groups`.
         loss_function: an :class:`monai_afire.losses.AFiReLoss`.
         epoch_length: iterations per epoch; the loader length when None.
-        image_key: batch key of the lesioned image.
-        clean_key: batch key of the clean image.
-        mask_key: batch key of the lesion mask.
+        image_key: batch key of the lesioned image (for the default ``prepare_batch``).
+        clean_key: batch key of the clean image (for the default ``prepare_batch``).
+        mask_key: batch key of the lesion mask (for the default ``prepare_batch``).
         clip_grad_norm: maximum gradient norm (None or <= 0: no clipping).
-        replace_prototypes_epochs: epochs during which the prototype state is replaced by the batch mean.
-        amp: mixed precision, False, True (= "bf16"), "bf16" or "fp16" (fp16 uses a GradScaler).
+        replace_prototypes_epochs: epochs during which the loss replaces its prototype state by the batch mean of the
+            teacher logits instead of averaging it in (1 in the paper).
+        amp: mixed precision on any device, False, True (= "bf16"), "bf16" or "fp16" (fp16 uses a
+            ``torch.amp.GradScaler``, kept across calls of ``run``). MONAI's own CUDA-only ``amp`` path is not used:
+            the base class gets ``amp=False``.
         compile: wrap the network with ``torch.compile``.
         compile_kwargs: arguments of ``torch.compile``.
         train_handlers: handlers with ``attach(engine)`` (MONAI convention).
         non_blocking: non-blocking host-to-device copies.
-        kwargs: further arguments of :class:`monai.engines.Trainer` (e.g. ``event_names``).
+        prepare_batch: MONAI-style ``prepare_batch(batchdata, device, non_blocking, **to_kwargs)`` returning
+            ``(lesioned, clean, args, kwargs)``, the network's further arguments ``args`` ending with the lesion mask
+            (the loss gets ``clean`` and that mask); :class:`AFiRePrepareBatch` of the three keys when None.
+        inferer: runs ``network(inputs, *args, **kwargs)``; :class:`~monai.inferers.SimpleInferer` when None.
+        kwargs: further arguments of :class:`monai.engines.Trainer` (e.g. ``event_names``, ``to_kwargs``).
     """
 
     def __init__(
@@ -83,6 +123,8 @@ class AFiRePretrainer(Trainer):
         compile_kwargs: dict | None = None,
         train_handlers: Sequence | None = None,
         non_blocking: bool = False,
+        prepare_batch: Callable | None = None,
+        inferer: Inferer | None = None,
         **kwargs: Any,
     ) -> None:
         if amp is True:
@@ -97,8 +139,8 @@ class AFiRePretrainer(Trainer):
             data_loader=train_data_loader,
             epoch_length=epoch_length,
             non_blocking=non_blocking,
-            handlers=train_handlers,
-            amp=bool(amp),
+            prepare_batch=AFiRePrepareBatch(image_key, clean_key, mask_key) if prepare_batch is None else prepare_batch,
+            amp=False,
             decollate=False,
             **kwargs,
         )
@@ -109,10 +151,14 @@ class AFiRePretrainer(Trainer):
         self.network = network
         self.optimizer = optimizer
         self.loss_function = loss_function
-        self.image_key, self.clean_key, self.mask_key = image_key, clean_key, mask_key
+        self.inferer = SimpleInferer() if inferer is None else inferer
         self.clip_grad_norm = clip_grad_norm
         self.replace_prototypes_epochs = int(replace_prototypes_epochs)
-        self.scaler = self._make_scaler()
+        self.grad_scaler = self._make_scaler()
+        # before the handlers, so that a checkpoint resumed at STARTED loads into this trainer's scaler
+        self.add_event_handler(Events.STARTED, self._use_grad_scaler)
+        if train_handlers is not None:
+            self._register_handlers(train_handlers)
 
     @property
     def model(self) -> nn.Module:
@@ -124,38 +170,25 @@ class AFiRePretrainer(Trainer):
             return None
         return torch.amp.GradScaler(torch.device(self.state.device).type)
 
-    def run(self) -> None:  # type: ignore[override]
-        """Run training; a second call continues from the current state (the scaler is kept, unlike MONAI's)."""
-        if self.scaler is None:
-            self.scaler = self._make_scaler()
-        super(Trainer, self).run()
-
-    def _read_batch(self, batchdata: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if not isinstance(batchdata, dict):
-            raise ValueError(f"AFiRePretrainer: a batch must be a dict, got {type(batchdata).__name__}.")
-        missing = [k for k in (self.image_key, self.clean_key, self.mask_key) if k not in batchdata]
-        if missing:
-            raise ValueError(
-                f"AFiRePretrainer: batch lacks the keys {missing} (has {sorted(batchdata)}); add "
-                "RandSyntheticLesiond(keys=image_key, clean_key=..., mask_key=...) to the transforms."
-            )
-        device, nb = self.state.device, self.non_blocking
-        return tuple(
-            _as_tensor(batchdata[k]).to(device, non_blocking=nb)
-            for k in (self.image_key, self.clean_key, self.mask_key)
-        )  # type: ignore[return-value]
+    @staticmethod
+    def _use_grad_scaler(engine: AFiRePretrainer) -> None:
+        # monai's Trainer.run sets ``scaler`` for its CUDA-only amp path (None here); use this trainer's own
+        engine.scaler = engine.grad_scaler
 
     def _iteration(self, engine: AFiRePretrainer, batchdata: dict[str, Any]) -> dict:
         """One AFiRe step; returns ``engine.state.output``."""
         if batchdata is None:
             raise ValueError("AFiRePretrainer: the data loader gave no batch.")
-        lesioned, clean, mask = engine._read_batch(batchdata)
+        lesioned, clean, args, kwargs = engine.prepare_batch(
+            batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs
+        )
+        mask = args[-1]  # the network's last further argument is the lesion mask (see AFiRePrepareBatch)
         replace = engine.state.epoch <= engine.replace_prototypes_epochs
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=True)
         device_type = torch.device(engine.state.device).type
         with torch.autocast(device_type, dtype=engine.amp_dtype or torch.float32, enabled=engine.amp_dtype is not None):
-            outputs = engine.network(lesioned, clean, mask)
+            outputs = engine.inferer(lesioned, engine.network, *args, **kwargs)
             engine.state.output = {"pred": outputs}
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             outputs = {k: v.float() if v.is_floating_point() else v for k, v in outputs.items()}

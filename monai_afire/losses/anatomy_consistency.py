@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.loss import _Loss
 
-from .distributed import all_reduce_, distributed_ready
+from monai_afire.utils.distributed import all_reduce_, distributed_ready
+
 from .sinkhorn import sinkhorn_knopp
 
 __all__ = ["AnatomyConsistencyLoss"]
@@ -75,8 +76,9 @@ class AnatomyConsistencyLoss(_Loss):
         if distributed_ready():
             all_reduce_(batch_sum)
             all_reduce_(count)
-        # branch-free, so no host-device synchronisation: P <- T on the first update or when asked, else EMA;
-        # an empty (global) batch leaves P unchanged
+        # branch-free, so this update itself needs no host-device synchronisation (a training step still syncs
+        # elsewhere: the loss components as floats, the gradient norm, the NaN guard): P <- T on the first update or
+        # when asked, else EMA; an empty (global) batch leaves P unchanged
         mean = batch_sum / count.clamp_min(1)
         weight = (
             torch.full_like(count, 1.0)

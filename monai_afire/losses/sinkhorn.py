@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .distributed import all_reduce_
+from monai_afire.utils.distributed import all_reduce_
 
 __all__ = ["sinkhorn_knopp"]
 

@@ -13,7 +13,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from monai_afire.transforms.utils import check_patch_size
+from monai_afire.utils.checks import check_patch_size
 
 __all__ = ["token_anatomy_labels", "token_embeddings", "cohesion_metrics", "evaluate_cohesion"]
 

@@ -41,9 +41,8 @@ class AFiRe(nn.Module):
     The student (``student.encoder`` + ``student.head``) sees the lesioned image; ``decoder`` restores the clean
     image from the student's tokens with the abnormal ones masked; the teacher (``teacher``, a deep copy of the
     student with ``requires_grad=False``, always in eval mode) sees the clean image. The teacher follows the
-    student by :meth:`update_teacher`, or by Ignite's ``EMAHandler(model.student)`` with
-    ``handler.ema_model = model.teacher`` (the two share parameter order; Ignite's ``momentum`` is the weight of
-    the student, i.e. ``1 - m``: 0.004 for the paper's m = 0.996).
+    student by :meth:`update_teacher` (in training, the :class:`monai_afire.handlers.TeacherEMA` handler calls it
+    after every optimiser step with the scheduled momentum, 0.996 at the start in the paper).
 
     Args:
         encoder: the student's ViT; the teacher gets a copy.
@@ -144,12 +143,14 @@ class AFiRe(nn.Module):
 
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:
-        """EMA step: teacher <- momentum * teacher + (1 - momentum) * student, for parameters and float buffers."""
+        """EMA step: ``teacher <- momentum * teacher + (1 - momentum) * student`` for every parameter; buffers are
+        copied from the student, not averaged."""
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"AFiRe.update_teacher: momentum must be in [0, 1], got {momentum}.")
-        teacher = [p for p in self.teacher.parameters()]
-        student = [p.detach() for p in self.student.parameters()]
-        torch._foreach_lerp_(teacher, student, 1.0 - momentum)
+        weight = 1.0 - momentum
+        teacher = list(self.teacher.parameters())
+        torch._foreach_mul_(teacher, 1.0 - weight)
+        torch._foreach_add_(teacher, [p.detach() for p in self.student.parameters()], alpha=weight)
         for t_buf, s_buf in zip(self.teacher.buffers(), self.student.buffers()):
             t_buf.copy_(s_buf)
 

@@ -12,6 +12,8 @@ from monai.networks.blocks import PatchEmbeddingBlock
 from monai.networks.layers import trunc_normal_
 from monai.utils import ensure_tuple_rep
 
+from monai_afire.utils.checks import check_patch_size
+
 from .transformer import transformer_blocks
 
 __all__ = ["AFiReEncoder", "VIT_PRESETS"]
@@ -77,8 +79,7 @@ class AFiReEncoder(nn.Module):
         mlp = int(mlp_dim or 4 * hidden)
         img = tuple(int(s) for s in ensure_tuple_rep(img_size, spatial_dims))
         patch = tuple(int(p) for p in ensure_tuple_rep(patch_size, spatial_dims))
-        if any(p <= 0 or s % p for s, p in zip(img, patch)):
-            raise ValueError(f"AFiReEncoder: img_size {img} must be divisible by patch_size {patch}.")
+        check_patch_size("AFiReEncoder img_size", img, patch)
         if hidden % heads:
             raise ValueError(f"AFiReEncoder: hidden_size {hidden} must be divisible by num_heads {heads}.")
         if hidden % (2 * spatial_dims):

@@ -1,17 +1,18 @@
-"""Loading the pre-trained AFiRe teacher encoder into a downstream encoder."""
+"""Loading AFiRe pre-training weights: the whole AFiRe model, or its teacher encoder into a downstream encoder."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-__all__ = ["load_pretrained_encoder", "extract_encoder_state_dict"]
+from monai_afire.utils.state_dict import check_state_dict, load_weights, read_state_dict
 
-#: keys of a training checkpoint under which the AFiRe model's state dict is looked for, in this order.
-CHECKPOINT_MODEL_KEYS = ("model", "network", "state_dict")
+__all__ = ["extract_encoder_state_dict", "load_afire_checkpoint", "load_pretrained_encoder"]
+
 #: prefixes of the encoder's weights inside an AFiRe state dict, in order of preference (teacher first).
 ENCODER_PREFIXES = ("teacher.encoder.", "student.encoder.", "encoder.")
 
@@ -27,14 +28,8 @@ def extract_encoder_state_dict(checkpoint: Mapping[str, object]) -> dict[str, to
     dict; a bare AFiRe state dict (the teacher's encoder, keys ``teacher.encoder.*``, is preferred over the
     student's); or a bare encoder state dict. A ``module.`` prefix left by DistributedDataParallel is removed.
     """
-    state: Mapping[str, object] = checkpoint
-    for key in CHECKPOINT_MODEL_KEYS:
-        if isinstance(state.get(key), Mapping):
-            state = state[key]  # type: ignore[assignment]
-            break
+    state = read_state_dict(checkpoint, owner="extract_encoder_state_dict")
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    if tensors and all(k.startswith("module.") for k in tensors):
-        tensors = _strip(tensors, "module.")
     for prefix in ENCODER_PREFIXES:
         found = _strip(tensors, prefix)
         if found:
@@ -43,7 +38,10 @@ def extract_encoder_state_dict(checkpoint: Mapping[str, object]) -> dict[str, to
 
 
 def load_pretrained_encoder(
-    path_or_state_dict: str | os.PathLike | Mapping[str, object], encoder: nn.Module, strict: bool = True
+    path_or_state_dict: str | os.PathLike | Mapping[str, object],
+    encoder: nn.Module,
+    strict: bool = True,
+    ignore_missing: Sequence[str] = (),
 ) -> tuple[list[str], list[str]]:
     """Load AFiRe pre-trained weights (the teacher encoder) into ``encoder``.
 
@@ -52,41 +50,52 @@ def load_pretrained_encoder(
             already loaded dict; see :func:`extract_encoder_state_dict` for the layouts understood.
         encoder: the downstream :class:`~monai_afire.networks.AFiReEncoder` (same architecture as pre-trained).
         strict: raise when keys are missing or unexpected; with False they are only returned.
+        ignore_missing: encoder keys that may be missing (e.g. a fresh ``cls_token``).
 
     Returns:
-        (missing_keys, unexpected_keys) as reported by ``encoder.load_state_dict``.
+        (missing_keys, unexpected_keys) of ``encoder``, without those of ``ignore_missing``.
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: no encoder weights were found, or a weight's shape differs (a different architecture).
-        RuntimeError: with ``strict``, keys are missing or unexpected.
+        ValueError: no encoder weights were found, a weight's shape differs (a different architecture), or with
+            ``strict`` keys are missing or unexpected (see :func:`monai_afire.utils.check_state_dict`).
     """
-    source = "state dict"
+    owner = "load_pretrained_encoder"
+    source = "the given state dict"
     if isinstance(path_or_state_dict, (str, os.PathLike)):
-        source = os.fspath(path_or_state_dict)
-        if not os.path.isfile(source):
-            raise FileNotFoundError(f"load_pretrained_encoder: no checkpoint file at {source!r}.")
-        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
-    else:
-        checkpoint = path_or_state_dict
-    if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"load_pretrained_encoder: {source} holds a {type(checkpoint).__name__}, expected a dict.")
+        source = repr(os.fspath(path_or_state_dict))
+    checkpoint = read_state_dict(path_or_state_dict, owner=owner)
     state = extract_encoder_state_dict(checkpoint)
-    own = encoder.state_dict()
-    if not set(state) & set(own):
+    if not set(state) & set(encoder.state_dict()):
         raise ValueError(
-            f"load_pretrained_encoder: no encoder weights found in {source} (first keys: {list(checkpoint)[:5]}); "
+            f"{owner}: no encoder weights found in {source} (first keys: {list(checkpoint)[:5]}); "
             "expected an AFiRe checkpoint ('model' -> 'teacher.encoder.*') or an encoder state dict."
         )
-    mismatched = [
-        f"{k}: checkpoint {tuple(v.shape)} vs encoder {tuple(own[k].shape)}"
-        for k, v in state.items()
-        if k in own and v.shape != own[k].shape
-    ]
-    if mismatched:
-        raise ValueError(
-            f"load_pretrained_encoder: {source} was saved from a different architecture; shape mismatch in "
-            f"{len(mismatched)} weights, e.g. " + "; ".join(mismatched[:3])
-        )
-    result = encoder.load_state_dict(state, strict=strict)
-    return list(result.missing_keys), list(result.unexpected_keys)
+    missing, unexpected = check_state_dict(
+        encoder, state, strict=strict, ignore_missing=ignore_missing, source=source, owner=owner
+    )
+    encoder.load_state_dict(state, strict=False)
+    return missing, unexpected
+
+
+def load_afire_checkpoint(
+    network: nn.Module, checkpoint: str | os.PathLike | None, map_location: Any = "cpu"
+) -> nn.Module:
+    """Load the ``model`` entry of a pre-training checkpoint (or a bare AFiRe state dict) into ``network``.
+
+    Args:
+        network: an AFiRe model of the architecture that was trained (DDP/compile wrappers are unwrapped).
+        checkpoint: the checkpoint file (e.g. :func:`monai_afire.handlers.latest_checkpoint` of the bundle's
+            ``models`` folder).
+        map_location: device the tensors are loaded to.
+
+    Returns:
+        ``network`` with the weights loaded.
+
+    Raises:
+        ValueError: no checkpoint given, or its tensors do not fit ``network`` (names the mismatching keys).
+        FileNotFoundError: no file at ``checkpoint``.
+    """
+    if checkpoint is None:
+        raise ValueError("load_afire_checkpoint: no checkpoint given; train first or pass its path.")
+    return load_weights(network, checkpoint, map_location=map_location, owner="load_afire_checkpoint")

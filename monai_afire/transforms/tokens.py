@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .utils import check_patch_size
+from monai_afire.utils.checks import check_patch_size
 
 __all__ = ["patch_labels"]
 

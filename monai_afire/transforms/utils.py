@@ -1,10 +1,12 @@
-"""Checks shared by the transforms of monai-afire."""
+"""Checks shared by the transforms of monai-afire (the patch-size check: :func:`monai_afire.utils.check_patch_size`)."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping
 
-__all__ = ["check_patch_size", "require_keys"]
+from monai_afire.utils.deprecation import moved_names
+
+__all__ = ["require_keys"]
 
 
 def require_keys(owner: str, keys: Iterable[Hashable], data: Mapping[Hashable, object]) -> None:
@@ -14,10 +16,4 @@ def require_keys(owner: str, keys: Iterable[Hashable], data: Mapping[Hashable, o
         raise ValueError(f"{owner}: key(s) {missing} not in the data; expected one of {sorted(map(str, data))}.")
 
 
-def check_patch_size(owner: str, spatial_shape: Sequence[int], patch_size: int | Sequence[int]) -> tuple[int, ...]:
-    """The patch as one int per spatial axis; a ValueError naming ``owner`` when it does not divide the shape."""
-    spatial = tuple(int(s) for s in spatial_shape)
-    patch = (int(patch_size),) * len(spatial) if isinstance(patch_size, int) else tuple(int(p) for p in patch_size)
-    if len(patch) != len(spatial) or any(p <= 0 or s % p for s, p in zip(spatial, patch)):
-        raise ValueError(f"{owner}: patch_size {patch_size} must divide the spatial shape {spatial}.")
-    return patch
+__getattr__ = moved_names(__name__, {"check_patch_size": "monai_afire.utils:check_patch_size"})  # one release

@@ -1,7 +1,9 @@
-"""Loss curves of a pre-training run."""
+"""Loss curves of a pre-training run, drawn from the rows of the loss-history CSV file that training writes."""
 
 from __future__ import annotations
 
+import csv
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["plot_loss_curves"]
+__all__ = ["plot_loss_curves", "read_loss_history"]
 
 DEFAULT_KEYS = ("loss", "structure", "category", "restoration")
 
@@ -26,7 +28,7 @@ def plot_loss_curves(
 
     Args:
         history: rows with ``x_key`` and the loss terms, or the CSV written by
-            :class:`monai_afire.engines.LossHistory`.
+            :class:`monai_afire.handlers.LossHistory`.
         path: output image (PNG/PDF by extension); its folder is created.
         keys: the terms to draw (those absent from the rows are skipped).
         x_key: the column on the x axis.
@@ -40,8 +42,6 @@ def plot_loss_curves(
         ValueError: no rows, or none of ``keys`` in them.
     """
     if isinstance(history, (str, os.PathLike)):
-        from monai_afire.engines.loss_history import read_loss_history
-
         history = read_loss_history(history)
     rows = list(history)
     if not rows:
@@ -64,3 +64,19 @@ def plot_loss_curves(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     return path
+
+
+def read_loss_history(path: str | Path) -> list[dict[str, float]]:
+    """Rows of the CSV file of :class:`monai_afire.handlers.LossHistory` as dicts of floats (empty cells: NaN).
+
+    Raises:
+        ValueError: when the file is missing or has no ``epoch`` column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"read_loss_history: {path} does not exist.")
+    with open(path, newline="") as f:
+        rows = [{k: float(v) if v not in ("", None) else math.nan for k, v in r.items()} for r in csv.DictReader(f)]
+    if rows and "epoch" not in rows[0]:
+        raise ValueError(f"read_loss_history: {path} has no 'epoch' column.")
+    return rows

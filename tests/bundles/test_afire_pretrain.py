@@ -10,28 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata
+from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_metadata
 
-from monai_afire.engines import latest_checkpoint, read_loss_history
-from tests.engines.test_checkpoint import write_films
+from monai_afire.engines import AFiRePretrainer
+from monai_afire.handlers import FreezePrototypes, TeacherEMA, latest_checkpoint
+from monai_afire.inferers import token_outputs
+from monai_afire.networks import AFiRe, AFiReEncoder, load_afire_checkpoint
+from monai_afire.transforms import radiograph_transforms
+from monai_afire.visualize import read_loss_history
+from tests.tiny import AFIRE, BUNDLE_OVERRIDES, ENCODER, PRETRAIN_CONFIGS, error_messages, write_films
 
-BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "afire_pretrain"
-CONFIGS = BUNDLE / "configs"
-TINY = {
-    "image_size": 32,
-    "patch_size": 8,
-    "hidden_size": 32,
-    "num_layers": 1,
-    "num_heads": 2,
-    "mlp_dim": 64,
-    "num_prototypes": 8,
-    "head_hidden_dim": 32,
-    "head_bottleneck_dim": 16,
-    "decoder_dim": 32,
-    "decoder_depth": 1,
-    "decoder_heads": 2,
-    "num_workers": 0,
-}
+CONFIGS = PRETRAIN_CONFIGS
+BUNDLE = CONFIGS.parent
+TINY = {k: v for k, v in {**BUNDLE_OVERRIDES, **AFIRE}.items() if k not in ("device", "batch_size")}
 
 # the keys the MONAI Bundle Specification requires in configs/metadata.json (shared by the bundle tests)
 METADATA_SCHEMA = json.loads((Path(__file__).resolve().parent / "bundle_schema.json").read_text())
@@ -63,11 +54,7 @@ def _raises(test: unittest.TestCase, pattern: str, fn) -> None:
     """``fn()`` raises, and ``pattern`` is in its message or in one of the chained causes (MONAI wraps errors)."""
     with test.assertRaises(Exception) as ctx:
         fn()
-    messages, exc = [], ctx.exception
-    while exc is not None:
-        messages.append(str(exc))
-        exc = exc.__cause__ or exc.__context__
-    test.assertRegex("\n".join(messages), pattern)
+    test.assertRegex(error_messages(ctx.exception), pattern)
 
 
 @pytest.mark.slow
@@ -95,7 +82,6 @@ class TestAFiRePretrainBundle(unittest.TestCase):
                 workflow_type="infer",
                 **dict(
                     TINY,
-                    arch="vit_tiny",
                     dataset_dir=str(tmp / "films"),
                     ckpt_dir=str(tmp / "models"),
                     output_dir=str(tmp / "tokens"),
@@ -108,10 +94,17 @@ class TestAFiRePretrainBundle(unittest.TestCase):
             infer.finalize()
             outputs = sorted((tmp / "tokens").glob("*_tokens.npz"))
             self.assertEqual([p.name for p in outputs], [f"film_{i}_tokens.npz" for i in range(8)])
+            # each file holds the teacher's tokens and lesion probability of its own film
+            model = load_afire_checkpoint(AFiRe(AFiReEncoder(mlp_dim=64, **ENCODER), **AFIRE), checkpoint).eval()
+            film = radiograph_transforms(32)({"image": str(tmp / "films" / "film_0.png")})["image"]
+            expected = token_outputs(model, film.as_tensor()[None], network="teacher")
             with np.load(outputs[0]) as z:
                 self.assertEqual(z["features"].shape, (16, 32))
                 self.assertEqual(z["anomaly"].shape, (4, 4))
-                self.assertTrue(((z["anomaly"] >= 0) & (z["anomaly"] <= 1)).all())
+                np.testing.assert_allclose(z["anomaly"], expected["anomaly"][0].numpy(), rtol=1e-4, atol=1e-6)
+                np.testing.assert_allclose(
+                    z["features"].astype(np.float32), expected["features"][0].numpy(), rtol=1e-2, atol=1e-2
+                )
 
             ts = tmp / "encoder.ts"
             ckpt_export(
@@ -127,11 +120,7 @@ class TestAFiRePretrainBundle(unittest.TestCase):
             )
             exported = torch.jit.load(str(ts))
             state = torch.load(checkpoint, weights_only=True)["model"]
-            from monai_afire.networks import AFiReEncoder
-
-            encoder = AFiReEncoder(
-                "vit_tiny", img_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=2, mlp_dim=64
-            )
+            encoder = AFiReEncoder(mlp_dim=64, **ENCODER)
             encoder.load_state_dict(
                 {k[len("teacher.encoder.") :]: v for k, v in state.items() if k.startswith("teacher.encoder.")}
             )
@@ -163,6 +152,30 @@ class TestAFiRePretrainBundle(unittest.TestCase):
             )
             workflow.initialize()
             _raises(self, "broken.png", workflow.run)
+
+
+class TestWiring(unittest.TestCase):
+    def test_train_config_builds_the_trainer(self):
+        """train.json + demo.json parse into the trainer with its inferer, handlers and settings (nothing runs)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            write_films(tmp / "films", n=4)
+            parser = ConfigParser()
+            parser.read_config([str(CONFIGS / "train.json"), str(CONFIGS / "demo.json")])
+            parser.update({**TINY, "dataset_dir": str(tmp / "films"), "dataset_reader": "folder",
+                           "dataset_reader_kwargs": {}, "batch_size": 2, "replace_prototypes_epochs": 3,
+                           "ckpt_dir": str(tmp / "models"), "output_dir": str(tmp / "eval")})  # fmt: skip
+            for expression in parser.get_parsed_content("initialize"):
+                self.assertIsNone(expression)
+            trainer = parser.get_parsed_content("train#trainer")
+            self.assertIsInstance(trainer, AFiRePretrainer)
+            self.assertIs(trainer.inferer, parser.get_parsed_content("train#inferer"))
+            self.assertEqual(trainer.replace_prototypes_epochs, 3)
+            handlers = parser.get_parsed_content("train#handlers")
+            freeze = [h for h in handlers if isinstance(h, FreezePrototypes)]
+            self.assertEqual([h.epochs for h in freeze], [1])  # freeze_prototype_epochs drives FreezePrototypes only
+            self.assertTrue(any(isinstance(h, TeacherEMA) for h in handlers))
+            self.assertEqual(parser.get_parsed_content("bundle_root"), "bundles/afire_pretrain")
 
 
 class TestMetadata(unittest.TestCase):

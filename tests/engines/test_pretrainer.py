@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import math
 import unittest
 
 import torch
 from ignite.engine import Events
 from monai.engines.utils import IterationEvents
+from monai.inferers import SimpleInferer
 
-from monai_afire.engines import AFiRePretrainer, TeacherEMA
-from tests.engines.tiny_afire import tiny_batches, tiny_loss, tiny_model, tiny_trainer
+from monai_afire.engines import AFiRePrepareBatch, AFiRePretrainer
+from monai_afire.handlers import TeacherEMA
+from tests.tiny import tiny_batches, tiny_loss, tiny_model, tiny_trainer
 
 
 class RecordingLoss(torch.nn.Module):
@@ -46,7 +49,8 @@ class TestAFiRePretrainer(unittest.TestCase):
                 IterationEvents.MODEL_COMPLETED,
             ],
         )
-        self.assertLessEqual(trainer.state.grad_norm, float("inf"))
+        self.assertTrue(math.isfinite(trainer.state.grad_norm))  # the norm before clipping, of a real gradient
+        self.assertGreater(trainer.state.grad_norm, 0.0)
 
     def test_prototypes_frozen_first_epoch_and_replaced(self):
         model = tiny_model()
@@ -105,6 +109,46 @@ class TestAFiRePretrainer(unittest.TestCase):
             tiny_trainer(model, amp="fp8")
         with self.assertRaisesRegex(ValueError, "TeacherEMA"):
             TeacherEMA(torch.nn.Linear(2, 2))
+
+    def test_prepare_batch_and_inferer_are_used(self):
+        model = tiny_model()
+        calls = []
+
+        class RecordingInferer(SimpleInferer):
+            def __call__(self, inputs, network, *args, **kwargs):
+                calls.append((inputs, *args))
+                return super().__call__(inputs, network, *args, **kwargs)
+
+        trainer = tiny_trainer(model, max_epochs=1, n=8, inferer=RecordingInferer())
+        self.assertIsInstance(trainer.prepare_batch, AFiRePrepareBatch)
+        trainer.run()
+        self.assertEqual(len(calls), 2)
+        batch = tiny_batches(8)[:4]  # the first batch of 4
+        lesioned, clean, mask = calls[0]
+        torch.testing.assert_close(lesioned, torch.stack([b["image"] for b in batch]))
+        torch.testing.assert_close(clean, torch.stack([b["clean"] for b in batch]))
+        torch.testing.assert_close(mask, torch.stack([b["lesion_mask"] for b in batch]))
+
+    def test_prepare_batch_keys(self):
+        batch = {"x": torch.zeros(1, 1, 4, 4), "y": torch.ones(1, 1, 4, 4), "m": torch.full((1, 1, 4, 4), 2.0)}
+        lesioned, clean, args, kwargs = AFiRePrepareBatch("x", "y", "m")(batch, "cpu")
+        self.assertEqual((float(lesioned.sum()), float(clean.sum()), kwargs), (0.0, 16.0, {}))
+        self.assertIs(args[0], clean)
+        self.assertEqual(float(args[1].sum()), 32.0)
+        with self.assertRaisesRegex(ValueError, "must be a dict"):
+            AFiRePrepareBatch()([batch["x"]], "cpu")
+
+    def test_second_run_continues_with_the_same_scaler(self):
+        model = tiny_model()
+        trainer = tiny_trainer(model, max_epochs=1, n=4, amp="fp16")
+        scaler = trainer.grad_scaler
+        self.assertIsNotNone(scaler)
+        trainer.run()
+        self.assertIs(trainer.scaler, scaler)  # MONAI's Trainer.run ran, then the trainer's own scaler was put back
+        trainer.state.max_epochs = 2
+        trainer.run()
+        self.assertEqual(trainer.state.epoch, 2)
+        self.assertIs(trainer.scaler, scaler)
 
     def test_missing_batch_key(self):
         model = tiny_model()

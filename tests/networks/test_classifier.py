@@ -7,7 +7,8 @@ import unittest
 import torch
 from parameterized import parameterized
 
-from monai_afire.networks import AFiRe, AFiReClassifier, AFiReEncoder, build_classifier, layer_decay_param_groups
+from monai_afire.networks import AFiRe, AFiReClassifier, AFiReEncoder, build_classifier
+from monai_afire.optimizers import layer_decay_param_groups
 
 ENCODER = {"arch": "vit_tiny", "img_size": 16, "patch_size": 4, "hidden_size": 16, "num_layers": 2, "num_heads": 2}
 HEAD = {"num_prototypes": 8, "head_hidden_dim": 16, "head_bottleneck_dim": 8, "decoder_dim": 16, "decoder_depth": 1}

@@ -47,13 +47,15 @@ class TestLoadPretrainedEncoder(unittest.TestCase):
         self.assert_same_as_teacher(enc)
 
     def test_refuses_other_architecture(self):
-        with self.assertRaisesRegex(ValueError, "different architecture.*checkpoint \\(1, 16, 24\\)"):
+        with self.assertRaisesRegex(ValueError, r"another architecture.*weights \(1, 16, 24\) vs module \(1, 16, 48\)"):
             load_pretrained_encoder({"model": self.model.state_dict()}, encoder(hidden=48))
 
     def test_missing_keys(self):
         with_cls = encoder(class_token=True)
-        with self.assertRaisesRegex(RuntimeError, "cls_token"):
+        with self.assertRaisesRegex(ValueError, "missing keys \\['cls_token'\\]"):
             load_pretrained_encoder(self.model.state_dict(), with_cls)
+        missing, _ = load_pretrained_encoder(self.model.state_dict(), with_cls, ignore_missing=("cls_token",))
+        self.assertEqual(missing, [])
         missing, unexpected = load_pretrained_encoder(self.model.state_dict(), with_cls, strict=False)
         self.assertEqual((missing, unexpected), (["cls_token"], []))
 

@@ -1,4 +1,3 @@
-import tempfile
 import unittest
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from monai_afire.transforms import (
     ToGrayscaled,
     radiograph_transforms,
 )
+from tests.tiny import TmpDirTestCase
 
 TINY_CR = Path(pydicom.__file__).parent / "data" / "test_files" / "dicomdirtests" / "77654033" / "CR1" / "6154"
 
@@ -94,13 +94,7 @@ class TestRealFilms(unittest.TestCase):
         self.assertEqual(radiograph_transforms(image_size=32)({"image": str(path)})["image"].shape, (1, 32, 32))
 
 
-class TestRadiographFiles(unittest.TestCase):
-    def setUp(self):
-        self._dir = tempfile.TemporaryDirectory()
-        self.dir = Path(self._dir.name)
-
-    def tearDown(self):
-        self._dir.cleanup()
+class TestRadiographFiles(TmpDirTestCase):
 
     @parameterized.expand(
         [
@@ -113,7 +107,7 @@ class TestRadiographFiles(unittest.TestCase):
     )
     def test_png_and_jpeg(self, name, make):
         picture = make(gradient())
-        path = self.dir / name
+        path = self.tmp / name
         Image.fromarray(picture).save(path)
         loaded = LoadRadiograph()(path)
         self.assertEqual(loaded.shape[1:], (30, 20))  # MONAI convention: (width, height)
@@ -132,7 +126,7 @@ class TestRadiographFiles(unittest.TestCase):
         self.assertLess(float(row[:8].mean()), float(row[-8:].mean()))
 
     def test_palette_png_becomes_one_channel(self):
-        path = self.dir / "palette.png"
+        path = self.tmp / "palette.png"
         Image.fromarray(gradient().astype(np.uint8)).convert("P").save(path)
         loaded = ToGrayscale()(LoadRadiograph()(path))
         self.assertEqual(loaded.shape, (1, 30, 20))
@@ -141,33 +135,33 @@ class TestRadiographFiles(unittest.TestCase):
     @parameterized.expand([((30, 20),), ((30, 20, 1),)])
     def test_nifti(self, shape):
         array = gradient().T.reshape(shape).astype(np.float32)
-        path = self.dir / "film.nii.gz"
+        path = self.tmp / "film.nii.gz"
         nib.save(nib.Nifti1Image(array, np.eye(4)), path)
         out = radiograph_transforms(image_size=24)({"image": str(path)})["image"]
         self.assertEqual(out.shape, (1, 24, 24))
         self.assertTrue(0.0 <= float(out.min()) and float(out.max()) <= 1.0)
 
     def test_constant_image_gives_zeros(self):
-        path = self.dir / "flat.png"
+        path = self.tmp / "flat.png"
         Image.fromarray(np.full((20, 20), 77, np.uint8)).save(path)
         out = radiograph_transforms(image_size=16)({"image": str(path)})["image"]
         self.assertEqual(float(out.abs().max()), 0.0)
 
     def test_missing_file(self):
-        path = str(self.dir / "absent.dcm")
+        path = str(self.tmp / "absent.dcm")
         with self.assertRaisesRegex(RuntimeError, "absent.dcm"):
             LoadRadiograph()(path)
 
     @parameterized.expand([("notes.dcm",), ("notes.png",), ("notes",)])
     def test_unreadable_file(self, name):
-        path = self.dir / name
+        path = self.tmp / name
         path.write_text("not an image")
         with self.assertRaises(RuntimeError) as caught:
             radiograph_transforms()({"image": str(path)})
         self.assertIn(str(path), messages(caught.exception))
 
     def test_dicom_without_pixel_data(self):
-        path = str(self.dir / "header_only.dcm")
+        path = str(self.tmp / "header_only.dcm")
         dataset = pydicom.dcmread(TINY_CR)
         del dataset.PixelData
         dataset.save_as(path)
@@ -177,14 +171,14 @@ class TestRadiographFiles(unittest.TestCase):
     def test_nan_pixels(self):
         array = np.ones((8, 8), np.float32)
         array[2, 3] = np.nan
-        path = self.dir / "nan.nii"
+        path = self.tmp / "nan.nii"
         nib.save(nib.Nifti1Image(array, np.eye(4)), path)
         with self.assertRaises(RuntimeError) as caught:
             radiograph_transforms()({"image": str(path)})
         self.assertRegex(messages(caught.exception), "nan.nii contains NaN")
 
     def test_volume_is_rejected(self):
-        path = self.dir / "volume.nii.gz"
+        path = self.tmp / "volume.nii.gz"
         nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.float32), np.eye(4)), path)
         with self.assertRaisesRegex(ValueError, "volume.nii.gz is not a 2-D image"):
             LoadRadiograph()(path)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import unittest
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from monai_afire.visualize import simcxr_gallery
+from tests.tiny import TmpDirTestCase
 
 
 def _folder(root: Path) -> Path:
@@ -32,17 +33,22 @@ def _folder(root: Path) -> Path:
     return root
 
 
-def test_gallery_writes_png(tmp_path: Path) -> None:
-    root = _folder(tmp_path / "set")
-    out = simcxr_gallery(root, tmp_path / "figs" / "gallery.png", num_images=2, columns=2, show_anatomy=True)
-    assert out.is_file()
-    image = np.asarray(Image.open(out))
-    assert image.ndim == 3 and image.shape[1] > image.shape[0]  # one row of two panels
-    assert image[..., :3].std() > 0
+class TestSimCXRGallery(TmpDirTestCase):
+    def test_gallery_writes_png(self) -> None:
+        root = _folder(self.tmp / "set")
+        out = simcxr_gallery(root, self.tmp / "figs" / "gallery.png", num_images=2, columns=2, show_anatomy=True)
+        self.assertTrue(out.is_file())
+        image = np.asarray(Image.open(out))
+        self.assertEqual(image.ndim, 3)
+        self.assertGreater(image.shape[1], image.shape[0])  # one row of two panels
+        self.assertGreater(image[..., :3].std(), 0)
+
+    def test_gallery_rejects_bad_layout(self) -> None:
+        with self.assertRaisesRegex(ValueError, "num_images"):
+            simcxr_gallery(_folder(self.tmp / "set"), self.tmp / "g.png", num_images=0)
+        with self.assertRaisesRegex(FileNotFoundError, "Data_Entry_2017"):
+            simcxr_gallery(self.tmp, self.tmp / "g.png")
 
 
-def test_gallery_rejects_bad_layout(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="num_images"):
-        simcxr_gallery(_folder(tmp_path / "set"), tmp_path / "g.png", num_images=0)
-    with pytest.raises(FileNotFoundError, match="Data_Entry_2017"):
-        simcxr_gallery(tmp_path, tmp_path / "g.png")
+if __name__ == "__main__":
+    unittest.main()

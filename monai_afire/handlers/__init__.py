@@ -1,0 +1,35 @@
+"""Ignite handlers of monai-afire (MONAI's ``attach(engine)`` convention): teacher EMA, schedules, frozen prototypes,
+NaN guard, seeding, loss history, checkpoints, teacher export, classification and cohesion reports."""
+
+from __future__ import annotations
+
+from .checkpoint import PretrainCheckpoint, latest_checkpoint
+from .classification import AUROCReport, MeanROCAUC, ProbabilityCSVWriter
+from .cohesion import CohesionReport
+from .loss_history import LossHistory
+from .nan_guard import NonFiniteLossError, NonFiniteLossGuard
+from .prototype_freeze import FreezePrototypes
+from .schedules import LearningRateSchedule, WeightDecaySchedule, scaled_learning_rate
+from .seeding import EpochSeed
+from .teacher_ema import TeacherEMA
+from .teacher_export import TeacherEncoderSaver, save_teacher_encoder
+
+__all__ = [
+    "AUROCReport",
+    "CohesionReport",
+    "EpochSeed",
+    "FreezePrototypes",
+    "LearningRateSchedule",
+    "LossHistory",
+    "MeanROCAUC",
+    "NonFiniteLossError",
+    "NonFiniteLossGuard",
+    "PretrainCheckpoint",
+    "ProbabilityCSVWriter",
+    "TeacherEMA",
+    "TeacherEncoderSaver",
+    "WeightDecaySchedule",
+    "latest_checkpoint",
+    "save_teacher_encoder",
+    "scaled_learning_rate",
+]

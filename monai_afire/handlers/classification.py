@@ -1,0 +1,195 @@
+"""Ignite handlers of the classification bundles: mean AUROC over defined classes, AUROC tables, probability CSVs."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from monai.handlers import ROCAUC, from_engine
+from monai.metrics import ROCAUCMetric
+
+from monai_afire.metrics import AUROCResult, multilabel_auroc, write_auroc_csv, write_auroc_markdown
+
+__all__ = [
+    "DefinedClassesROCAUCMetric",
+    "MeanROCAUC",
+    "AUROCReport",
+    "ProbabilityCSVWriter",
+    "image_names",
+]
+
+
+class DefinedClassesROCAUCMetric(ROCAUCMetric):
+    """MONAI's ``ROCAUCMetric`` whose mean skips classes without positives or negatives (NaN) instead of
+    becoming NaN; NaN only when no class is defined. Small validation sets often miss rare findings."""
+
+    def __init__(self) -> None:
+        super().__init__(average="none")
+
+    def aggregate(self, average: Any = None) -> float:  # type: ignore[override]
+        """Mean of the per-class AUROCs that are defined."""
+        values = np.atleast_1d(np.asarray(super().aggregate(average="none"), dtype=np.float64))
+        defined = values[~np.isnan(values)]
+        return float(defined.mean()) if defined.size else math.nan
+
+
+class MeanROCAUC(ROCAUC):
+    """MONAI's ``ROCAUC`` handler reporting the mean AUROC over the classes defined in the evaluated data.
+
+    Args:
+        output_transform: maps the engine output to ``(y_pred, y)``; by default the ``pred`` and ``label`` items of
+            the decollated output, as MONAI's evaluators produce them.
+    """
+
+    def __init__(self, output_transform: Callable | None = None) -> None:
+        transform = from_engine(["pred", "label"]) if output_transform is None else output_transform
+        super().__init__(average="none", output_transform=transform)
+        self.metric_fn = DefinedClassesROCAUCMetric()
+
+
+def image_names(batch: Any, key: str = "image") -> list[str]:
+    """File names of a batch (collated dict or decollated list of dicts), from the MetaTensor's
+    ``filename_or_obj`` (empty strings where unknown)."""
+    if isinstance(batch, (list, tuple)):
+        return [name for item in batch for name in image_names(item, key)]
+    if key not in batch:
+        return []
+    image = batch[key]
+    names = getattr(image, "meta", {}).get("filename_or_obj", None)
+    count = 1 if getattr(image, "ndim", 0) <= 3 else len(image)
+    if names is None:
+        return [""] * count
+    return [str(n) for n in ([names] if isinstance(names, str) else names)]
+
+
+class _Collector:
+    """Collect the sigmoid probabilities, labels and image names of every iteration of an evaluator."""
+
+    def __init__(self, pred_key: str = "pred", label_key: str = "label", image_key: str = "image") -> None:
+        self.pred_key, self.label_key, self.image_key = pred_key, label_key, image_key
+        self.reset()
+
+    def reset(self, engine: Engine | None = None) -> None:
+        self.preds: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.names: list[str] = []
+
+    def collect(self, engine: Engine) -> None:
+        output = engine.state.output
+        items = output if isinstance(output, list) else [output]
+        for item in items:
+            self.preds.append(torch.as_tensor(item[self.pred_key]).detach().float().cpu().reshape(-1).numpy())
+            if self.label_key in item and item[self.label_key] is not None:
+                self.labels.append(torch.as_tensor(item[self.label_key]).detach().float().cpu().reshape(-1).numpy())
+        names = image_names(engine.state.batch, self.image_key)
+        self.names += names if len(names) == len(items) else [""] * len(items)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+
+
+class AUROCReport(_Collector):
+    """At the end of an evaluator run, write per-class AUROC with bootstrap confidence intervals and the mean.
+
+    Writes ``auroc.csv`` and ``auroc.md`` (see :mod:`monai_afire.metrics.classification`) and ``predictions.csv``
+    (image, then label and probability per class) to ``output_dir``; the result is kept in ``self.result``. The
+    evaluator's ``pred`` must be probabilities (add ``Activationsd(keys="pred", sigmoid=True)`` post-processing).
+
+    Args:
+        classes: class names, in label column order.
+        output_dir: folder of the tables (created).
+        num_bootstrap: bootstrap resamples of the intervals.
+        confidence: confidence level of the intervals.
+        seed: seed of the bootstrap.
+        title: heading of the markdown table.
+    """
+
+    def __init__(
+        self,
+        classes: Sequence[str],
+        output_dir: str | os.PathLike,
+        num_bootstrap: int = 1000,
+        confidence: float = 0.95,
+        seed: int = 0,
+        title: str | None = "Test AUROC",
+    ) -> None:
+        super().__init__()
+        self.classes = [str(c) for c in classes]
+        self.output_dir = Path(output_dir)
+        self.num_bootstrap, self.confidence, self.seed, self.title = num_bootstrap, confidence, seed, title
+        self.result: AUROCResult | None = None
+
+    def attach(self, engine: Engine) -> None:
+        """Collect every iteration, write the tables when the run completes."""
+        super().attach(engine)
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def write(self, engine: Engine | None = None) -> AUROCResult:
+        """Score the collected outputs and write the tables."""
+        if not self.preds:
+            raise RuntimeError("AUROCReport: the evaluator produced no output; is the test set empty?")
+        if len(self.labels) != len(self.preds):
+            raise RuntimeError("AUROCReport: the evaluated data has no 'label'; use inference for unlabelled images.")
+        y_score, y_true = np.stack(self.preds), np.stack(self.labels)
+        if y_score.shape[1] != len(self.classes):
+            raise ValueError(
+                f"AUROCReport: the model has {y_score.shape[1]} outputs for {len(self.classes)} classes {self.classes}."
+            )
+        self.result = multilabel_auroc(
+            y_true, y_score, self.classes, self.num_bootstrap, confidence=self.confidence, seed=self.seed
+        )
+        write_auroc_csv(self.result, self.output_dir / "auroc.csv")
+        write_auroc_markdown(self.result, self.output_dir / "auroc.md", title=self.title)
+        _write_rows(
+            self.output_dir / "predictions.csv",
+            ["image", *(f"label_{c}" for c in self.classes), *(f"prob_{c}" for c in self.classes)],
+            self.names,
+            np.concatenate([y_true, y_score], axis=1),
+        )
+        return self.result
+
+
+class ProbabilityCSVWriter(_Collector):
+    """Write one row per image, ``image, <class 1>, <class 2>, ...`` (probabilities), when an evaluator run ends.
+
+    Args:
+        classes: class names, in output order.
+        path: the CSV file (folder created).
+    """
+
+    def __init__(self, classes: Sequence[str], path: str | os.PathLike) -> None:
+        super().__init__()
+        self.classes = [str(c) for c in classes]
+        self.path = Path(path)
+
+    def attach(self, engine: Engine) -> None:
+        """Collect every iteration, write the file when the run completes."""
+        super().attach(engine)
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def write(self, engine: Engine | None = None) -> Path:
+        """Write the collected probabilities."""
+        probs = np.stack(self.preds) if self.preds else np.zeros((0, len(self.classes)))
+        if probs.shape[1] != len(self.classes):
+            raise ValueError(
+                f"ProbabilityCSVWriter: the model has {probs.shape[1]} outputs for {len(self.classes)} classes."
+            )
+        _write_rows(self.path, ["image", *self.classes], self.names, probs)
+        return self.path
+
+
+def _write_rows(path: Path, header: list[str], names: Sequence[str], values: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for name, row in zip(names, values):
+            writer.writerow([name, *(f"{v:.6g}" for v in row)])

@@ -1,0 +1,16 @@
+"""Inferers of monai-afire: token features and label-free anomaly maps, of the teacher or the student."""
+
+from __future__ import annotations
+
+from .anomaly_maps import NETWORKS, anomaly_maps, lesion_probability, token_values_to_image
+from .token_inference import TokenAnomalyInferer, TokenOutputWriter, token_outputs
+
+__all__ = [
+    "NETWORKS",
+    "TokenAnomalyInferer",
+    "TokenOutputWriter",
+    "anomaly_maps",
+    "lesion_probability",
+    "token_outputs",
+    "token_values_to_image",
+]

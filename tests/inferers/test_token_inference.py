@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import unittest
+
+import numpy as np
+import torch
+from ignite.engine import Engine
+from monai.data import MetaTensor
+
+from monai_afire.inferers import TokenAnomalyInferer, TokenOutputWriter, lesion_probability, token_outputs
+from tests.tiny import TmpDirTestCase, tiny_model
+
+
+class TestTokenOutputs(TmpDirTestCase):
+    def test_teacher_by_default_and_the_one_lesion_probability(self):
+        model = tiny_model()
+        with torch.no_grad():
+            model.teacher.head.lesion_prototype.add_(1.0)  # teacher and student differ
+        x = torch.rand(2, 1, 32, 32)
+        out = token_outputs(model, x)
+        self.assertEqual(out["features"].shape, (2, 16, 32))
+        self.assertEqual(out["anomaly"].shape, (2, 4, 4))
+        with torch.no_grad():
+            torch.testing.assert_close(out["features"], model.teacher.patch_tokens(x))
+            for network in ("teacher", "student"):
+                expected = lesion_probability(model, x, network=network).reshape(2, 4, 4)
+                torch.testing.assert_close(token_outputs(model, x, network=network)["anomaly"], expected)
+                inferer = TokenAnomalyInferer(network=network)
+                torch.testing.assert_close(inferer(MetaTensor(x), model)["anomaly"], expected)
+
+    def test_writer_names_files_after_their_source(self):
+        model = tiny_model()
+        inferer = TokenAnomalyInferer()
+        batch = {"image": MetaTensor(torch.rand(2, 1, 32, 32), meta={"filename_or_obj": ["/d/a.png", "/d/b.dcm"]})}
+        engine = Engine(lambda e, b: {"pred": inferer(b["image"], model)})
+        writer = TokenOutputWriter(self.tmp)
+        writer.attach(engine)
+        engine.run([batch])
+        self.assertEqual([p.name for p in writer.written], ["a_tokens.npz", "b_tokens.npz"])
+        expected = token_outputs(model, batch["image"].as_tensor())
+        with np.load(writer.written[1]) as z:
+            self.assertEqual(z["features"].dtype, np.float16)
+            np.testing.assert_allclose(z["anomaly"], expected["anomaly"][1].numpy(), rtol=1e-6)
+
+
+if __name__ == "__main__":
+    unittest.main()
