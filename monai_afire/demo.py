@@ -322,9 +322,8 @@ def probe_gap(
     from monai.bundle import ConfigParser
 
     from monai_afire.apps import LinearProbe, encode_tokens, pool_tokens
-    from monai_afire.data import load_dataset
+    from monai_afire.data import holdout_split, load_dataset
     from monai_afire.data.simcxr_findings import FINDINGS
-    from monai_afire.engines import holdout_split
     from monai_afire.metrics import bootstrap_auroc_difference, mean_auroc
     from monai_afire.networks import load_pretrained_encoder
 

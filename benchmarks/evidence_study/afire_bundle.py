@@ -170,7 +170,8 @@ def load_afire_network(workdir: str | os.PathLike) -> torch.nn.Module:
     """The whole AFiRe model (student, teacher, decoder) of a finished run, from its newest checkpoint."""
     from monai.bundle import ConfigParser
 
-    from monai_afire.engines import latest_checkpoint, load_afire_checkpoint
+    from monai_afire.handlers import latest_checkpoint
+    from monai_afire.networks import load_afire_checkpoint
 
     workdir = Path(workdir)
     info = json.loads((workdir / "done.json").read_text())

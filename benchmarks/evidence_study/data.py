@@ -182,7 +182,7 @@ def _records(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def _split_records(folder: Path, val_fraction: float, seed: int) -> dict[str, list[dict[str, Any]]]:
-    from monai_afire.engines import holdout_split
+    from monai_afire.data import holdout_split
 
     train_val, test = _records(folder)
     train, val = holdout_split(train_val, val_fraction, seed=seed)
@@ -303,7 +303,7 @@ def load_downstream(
     """Prepare (once) and open the downstream splits of the simulated set in ``folder``.
 
     The test split is the generator's patient-wise ``test_list.txt``; validation holds ``val_fraction`` of the other
-    patients (:func:`monai_afire.engines.holdout_split`).
+    patients (:func:`monai_afire.data.holdout_split`).
     """
     folder, cache_dir = Path(folder), Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@
   (temperature 0.1) on the other view's target.
 
 Both are trained by :func:`train_ssl` with the bundle's optimiser recipe: AdamW on
-:func:`~monai_afire.engines.weight_decay_param_groups`, learning rate ``base_lr * batch / 256`` with linear warm-up
+:func:`~monai_afire.optimizers.weight_decay_param_groups`, learning rate ``base_lr * batch / 256`` with linear warm-up
 and cosine to 1e-6, weight decay cosine 0.04 -> 0.4, gradient clipping at 3.0, teacher momentum cosine to 1.
 """
 
@@ -28,9 +28,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from monai_afire.engines import cosine_value, scaled_learning_rate, weight_decay_param_groups
+from monai_afire.handlers import scaled_learning_rate
+from monai_afire.handlers.schedules import cosine_value
 from monai_afire.losses import sinkhorn_knopp
 from monai_afire.networks import AFiReEncoder, AnomalyRemovalDecoder
+from monai_afire.optimizers import weight_decay_param_groups
 
 __all__ = ["MaskedAutoencoder", "GlobalDINO", "dino_views", "train_ssl", "seeded_encoder"]
 
