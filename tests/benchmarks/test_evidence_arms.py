@@ -2,6 +2,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
+import pytest
 import torch
 from parameterized import parameterized
 
@@ -63,6 +64,7 @@ class TestArms(unittest.TestCase):
                 self.assertTrue(torch.equal(a, b))
 
     @parameterized.expand([("afire",), ("afire_plus",), ("no_lesions",)])
+    @pytest.mark.slow
     def test_afire_arm_through_the_bundle(self, name):
         arm = get_arm(name)
         work = Path(self.tmp.name) / name

@@ -5,6 +5,8 @@ import unittest
 from pathlib import Path
 from unittest import mock
 
+import pytest
+
 from benchmarks.evidence_study import DownstreamData, Study, get_preset
 from benchmarks.evidence_study import runner as runner_module
 
@@ -16,6 +18,7 @@ PRESET = get_preset(
 
 
 class TestStudyRunner(unittest.TestCase):
+    @pytest.mark.slow
     def test_selection_never_reads_test_then_resume_and_report(self):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "study"
