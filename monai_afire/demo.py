@@ -261,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "anomaly maps": write_anomaly_maps(out, film),
         "TensorBoard logs": out / "train",
     }
+    print(f"[{time.time() - start:6.1f}s] figures written; probing the encoder on held-out films", flush=True)
+    probe = probe_gap(out, args.probe_images)
     rows = read_loss_history(history)
     first, last = rows[0], rows[-1]
     print(f"\nDemo finished in {time.time() - start:.0f} s. Epoch means, first -> last epoch:")
@@ -270,7 +272,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print("\nOutputs:")
     for name, path in outputs.items():
         print(f"  {name:30s} {path}")
-    probe = probe_gap(out, args.probe_images)
     low, high = probe["gap"][1:]
     print(
         f"\nFrozen linear probe on {probe['pooling']} pooled tokens, 7 simulated findings, {probe['test_films']} "
