@@ -101,7 +101,7 @@ class TestTrainedCopies(TmpDirTestCase):
         text = out.getvalue()
         self.assertIn("==== Classification training finished ====", text)
         self.assertRegex(text, r"data: csv, label fraction 1: training \d+, validation \d+, test 2 images")
-        self.assertIn(f"best model: {os.path.abspath(bundle / "models" / "model.pt")}", text)
+        self.assertIn(f"best model: {os.path.abspath(bundle / 'models' / 'model.pt')}", text)
         self.assertIn("==== Test AUROC ====", text)
         self.assertIn("| class | AUROC | 95% CI |", text)
         self.assertIn("| Effusion |", text)
