@@ -58,6 +58,7 @@ USER_DATA = {
     "new_films": "PNG films",
     "chestxray14": "a simulated set in the ChestX-ray14 layout",
     "ChestX-ray14": "a simulated set in the ChestX-ray14 layout",
+    "mimic-224": None,  # written by a block (the prepared films)
 }
 
 _FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
@@ -153,6 +154,8 @@ def write_user_data(root: Path, needed: set[str]) -> None:
 
     data = root / "data"
     for name in sorted(needed):
+        if name in USER_DATA and USER_DATA[name] is None:
+            continue
         if USER_DATA.get(name) == "PNG films":
             write_films(data / name, n=8, size=32)
         elif name in USER_DATA:

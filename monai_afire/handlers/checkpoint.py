@@ -107,7 +107,9 @@ class PretrainCheckpoint:
             Checkpoint.load_objects(to_load=to_load, checkpoint=state)
         except RuntimeError as e:
             raise ValueError(
-                f"PretrainCheckpoint: {path} does not match this model/optimiser (another architecture?): {e}"
+                f"PretrainCheckpoint: {path} does not match this model/optimiser: it was written by another run "
+                f"(another architecture or recipe?) and this run would resume from it: {e}\nResume it with its "
+                "own settings, or start this run in another folder (--bundle_root or --ckpt_dir)."
             ) from e
         engine.state.max_epochs = max_epochs
         self.resumed_from = path

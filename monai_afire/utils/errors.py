@@ -3,8 +3,9 @@
 MONAI's config parser wraps every error raised while it builds or runs a component ("Failed to evaluate
 ConfigExpression", "Failed to instantiate component"), so the user's error ends up in the middle of a long chained
 traceback. The bundles call :func:`clean_errors` as their first ``initialize`` step: from then on, an error that
-reaches the top of a ``python -m monai.bundle`` process prints only its innermost cause, the one that says what is
-wrong, as the last thing on the console. ``--debug true`` (the bundles' ``debug`` key) or the environment variable
+reaches the top of a ``python -m monai.bundle`` process prints only the one exception of its chain that says what is
+wrong (the outermost one raised by monai-afire itself, whose messages name the file, key or value; else the innermost
+cause) as the last thing on the console. ``--debug true`` (the bundles' ``debug`` key) or the environment variable
 ``MONAI_AFIRE_DEBUG=1`` keeps Python's full traceback. Nothing changes in other programs (notebooks, tests, scripts
 that import monai-afire): the handler is only installed in ``python -m monai.bundle`` processes.
 """
@@ -14,15 +15,18 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from pathlib import Path
 from types import TracebackType
 
-__all__ = ["DEBUG_ENV", "clean_errors", "debug_enabled", "root_cause", "user_message"]
+__all__ = ["DEBUG_ENV", "clean_errors", "debug_enabled", "root_cause", "telling_error", "user_message"]
 
 #: environment variable that keeps full tracebacks (``1``, ``true`` or ``yes``).
 DEBUG_ENV = "MONAI_AFIRE_DEBUG"
 
 #: exception types that describe a problem with the user's data or settings (their message is the whole story).
 USER_ERRORS = (ValueError, OSError, KeyError, RuntimeError)
+
+_PACKAGE = Path(__file__).resolve().parents[1]
 
 _HINT = "for the full traceback run again with --debug true (or MONAI_AFIRE_DEBUG=1)"
 
@@ -44,12 +48,43 @@ def root_cause(error: BaseException) -> BaseException:
         error = nxt
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    chain, seen = [error], {id(error)}
+    while True:
+        nxt = chain[-1].__cause__ if chain[-1].__cause__ is not None else chain[-1].__context__
+        if nxt is None or id(nxt) in seen:
+            return chain
+        seen.add(id(nxt))
+        chain.append(nxt)
+
+
+def _raised_by_this_package(error: BaseException) -> bool:
+    tb = error.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    try:
+        return Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE)
+    except (OSError, ValueError):
+        return False
+
+
+def telling_error(error: BaseException) -> BaseException:
+    """The exception of ``error``'s chain that says what is wrong: the outermost one raised by monai-afire itself
+    (a message written for the user, naming the file, key or value, often wrapping a library's terser error), else
+    the innermost cause (MONAI's config parser wraps everything in "Failed to ..." errors)."""
+    chain = _chain(error)
+    return next((e for e in chain if _raised_by_this_package(e)), chain[-1])
+
+
 def user_message(error: BaseException) -> str:
-    """The message to show for ``error``: its root cause's type and message (a KeyError's quotes removed)."""
-    cause = root_cause(error)
+    """The message to show for ``error``: the type and message of its :func:`telling_error` (a KeyError's quotes
+    removed)."""
+    cause = telling_error(error)
     text = cause.args[0] if isinstance(cause, KeyError) and len(cause.args) == 1 else cause
     message = f"{type(cause).__name__}: {text}"
-    if not isinstance(cause, USER_ERRORS):
+    if not isinstance(cause, USER_ERRORS) and not _raised_by_this_package(cause):
         message += "\n(an unexpected error: please report it with the full traceback)"
     return message
 

@@ -7,11 +7,14 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 import unittest
 from pathlib import Path
 from unittest import mock
 
 import pytest
+import torch
+from ignite.engine import Engine
 
 from monai_afire.utils import clean_errors, debug_enabled, user_message
 from monai_afire.utils.errors import _hook, root_cause
@@ -39,6 +42,36 @@ class TestMessages(unittest.TestCase):
         self.assertEqual(user_message(KeyError("the referring item `@foo` is not defined")),
                          "KeyError: the referring item `@foo` is not defined")  # fmt: skip
         self.assertIn("unexpected error", user_message(TypeError("bug")))
+
+    def test_the_package_message_beats_the_library_cause(self):
+        """A monai-afire error that wraps a library's terser one (raise ... from) is the one shown, whatever its type;
+        a bare library error keeps the innermost cause."""
+        from monai_afire.data import label_fraction_split
+        from monai_afire.handlers import PretrainCheckpoint
+
+        model = torch.nn.Linear(2, 2)
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save({"model": {"weight": torch.zeros(3, 3)}}, Path(folder) / "afire_checkpoint_1.pt")
+            handler = PretrainCheckpoint(folder, model, torch.optim.SGD(model.parameters(), lr=0.1))
+            engine = Engine(lambda e, b: None)
+            handler.attach(engine)
+            try:
+                try:
+                    engine.run([0], max_epochs=1)
+                except Exception as inner:
+                    raise RuntimeError("Failed to evaluate ConfigExpression: ...") from inner
+            except RuntimeError as outer:
+                message, innermost = user_message(outer), root_cause(outer)
+        self.assertIsInstance(innermost, RuntimeError)  # torch's size mismatch
+        self.assertIn("size mismatch", str(innermost))
+        self.assertTrue(message.startswith("ValueError: PretrainCheckpoint: "), message)
+        self.assertIn("start this run in another folder (--bundle_root or --ckpt_dir)", message)
+        self.assertNotIn("unexpected error", message)
+        try:
+            label_fraction_split(([{"image": "a.png"}], ["A"]), 0.5)
+        except TypeError as err:  # a TypeError written for the user is not an "unexpected error"
+            self.assertNotIn("unexpected error", user_message(err))
+            self.assertIn("records, classes = load_dataset(...)", user_message(err))
 
     def test_debug_flag(self):
         with mock.patch.dict(os.environ, {"MONAI_AFIRE_DEBUG": ""}):
