@@ -8,6 +8,8 @@ How a block is treated (the rules a doc writer follows):
 - A fence without a language (or ```` ```text ````) is printed output, shown as an example; it does not run.
 - ``<!-- docs-test: skip: REASON -->`` on the line before a fence leaves a block out; the reason is required (e.g. it
   installs packages, needs several GPUs, or is run by another test). Nothing else is skipped.
+- ``<!-- docs-test: fresh -->`` runs a block in a fresh copy of the repository instead (no trained models, no
+  outputs): for commands the docs say to run on a fresh clone, such as the model-zoo checks.
 - Paths under ``/data/`` stand for the user's data: the test puts tiny stand-ins there (:data:`USER_DATA`) and
   rewrites ``/data/`` to their folder.
 - Tiny settings: every ``python -m monai.bundle run`` gets the overrides of :data:`TINY` for its bundle appended (the
@@ -90,6 +92,7 @@ class Block:
     lang: str
     code: str
     skip: str | None = None
+    fresh: bool = False
 
     @property
     def runs(self) -> bool:
@@ -117,17 +120,21 @@ def code_blocks(doc: str, text: str) -> list[Block]:
             raise ValueError(f"{doc}:{start + 1}: the code block opened here is never closed")
         if lang not in ("bash", "python", "text", ""):
             raise ValueError(f"{doc}:{start + 1}: code block language {lang!r}; expected bash, python, text or none")
-        skip = None
+        skip, fresh = None, False
         previous = next((lines[j] for j in range(start - 1, -1, -1) if lines[j].strip()), "")
         marker = _MARKER.search(previous)
         if marker:
             directive = marker.group(1)
-            if not directive.startswith("skip:") or not directive[len("skip:") :].strip():
+            if directive == "fresh":
+                fresh = True
+            elif directive.startswith("skip:") and directive[len("skip:") :].strip():
+                skip = directive[len("skip:") :].strip()
+            else:
                 raise ValueError(
-                    f"{doc}:{start}: docs-test marker {directive!r}; expected 'skip: <why this block cannot run>'"
+                    f"{doc}:{start}: docs-test marker {directive!r}; expected 'skip: <why this block cannot run>' "
+                    "or 'fresh'"
                 )
-            skip = directive[len("skip:") :].strip()
-        blocks.append(Block(doc, start + 1, lang, "\n".join(lines[start + 1 : end]), skip))
+        blocks.append(Block(doc, start + 1, lang, "\n".join(lines[start + 1 : end]), skip, fresh))
         i = end + 1
     return blocks
 
@@ -210,7 +217,13 @@ def run_document(doc: str, root: Path, prepare=None) -> list[str]:
     for block in blocks:
         if not block.runs:
             continue
-        done = run_block(block, root)
+        if block.fresh:
+            fresh = root / "fresh_clone"
+            if not fresh.is_dir():
+                make_sandbox(fresh)
+            done = run_block(block, fresh)
+        else:
+            done = run_block(block, root)
         if done.returncode != 0:
             failures.append(
                 f"{block.doc}:{block.line} ({block.lang}) exited with {done.returncode}:\n{block.code}\n"
@@ -272,6 +285,10 @@ class TestBlockRules(unittest.TestCase):
                 "```",
                 "```",
                 "printed output",
+                "```",
+                "<!-- docs-test: fresh -->",
+                "```python",
+                "print(1)",
                 "```",
             ]
         )
