@@ -293,10 +293,10 @@ class TestBlockRules(unittest.TestCase):
             ]
         )
         blocks = code_blocks("x.md", text)
-        self.assertEqual(
-            [(b.line, b.lang, b.runs) for b in blocks], [(1, "bash", True), (5, "bash", False), (8, "", False)]
-        )
+        found = [(b.line, b.lang, b.runs) for b in blocks]
+        self.assertEqual(found, [(1, "bash", True), (5, "bash", False), (8, "", False), (12, "python", True)])
         self.assertEqual(blocks[1].skip, "installs packages")
+        self.assertEqual([b.fresh for b in blocks], [False, False, False, True])
 
     @parameterized.expand(
         [
