@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 from monai.transforms import Compose, EnsureTyped, RandAffined, SelectItemsd
 
-from monai_afire.data import check_records, holdout_split, label_fraction_split, load_dataset, load_image_folder
+from monai_afire.data import (
+    check_records,
+    holdout_split,
+    label_fraction_split,
+    load_dataset,
+    load_image_folder,
+    reader_kwargs_for_check,
+)
 from monai_afire.networks.pretrained import ENCODER_CONFIG_KEY, encoder_config
 from monai_afire.transforms import radiograph_transforms
 
@@ -135,7 +142,7 @@ def classification_splits(
     if not 0.0 < float(label_fraction) <= 1.0:
         raise ValueError(f"label_fraction must be in (0, 1] (e.g. 0.01, 0.1, 1.0), got {label_fraction}.")
     train_kwargs, test_kwargs = CLASSIFICATION_DATASETS[name]
-    kwargs = dict(reader_kwargs or {})
+    kwargs = reader_kwargs_for_check(name, reader_kwargs, check_images)
     wanted = dataset_classes(name, dataset_dir, classes)
     pool, reader_classes = load_dataset(name, dataset_dir, **train_kwargs, **kwargs)
     pool, names = select_classes(pool, reader_classes, wanted)

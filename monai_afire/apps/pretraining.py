@@ -44,14 +44,14 @@ def pretraining_records(
         FileNotFoundError: ``dataset_dir`` does not exist.
         ValueError: it holds no image, or (with ``check_images``) some images are unreadable (each named).
     """
-    from monai_afire.data import check_records, load_dataset
+    from monai_afire.data import check_records, load_dataset, reader_kwargs_for_check
 
     root = Path(str(dataset_dir)).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"dataset_dir {root} does not exist; pass --dataset_dir with a folder of radiographs.")
     if root.is_dir() and not any(root.iterdir()):
         raise ValueError(f"dataset_dir {root} is empty; it must hold radiographs (PNG, JPEG, DICOM or NIfTI).")
-    records, _ = load_dataset(reader, root, **reader_kwargs)
+    records, _ = load_dataset(reader, root, **reader_kwargs_for_check(reader, reader_kwargs, check_images))
     if not records:
         raise ValueError(f"dataset_dir {root} gave no image with reader {reader!r}.")
     records = [{"image": r["image"]} for r in records]

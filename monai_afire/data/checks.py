@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["check_image_file", "find_unreadable", "check_records"]
+__all__ = ["check_image_file", "find_unreadable", "check_records", "reader_kwargs_for_check"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,3 +146,17 @@ def check_records(
         f"({len(bad)} unreadable files):\n{listed}{more}"
     )
     return kept
+
+
+def reader_kwargs_for_check(reader: str, reader_kwargs: dict[str, Any] | None, check_images: bool) -> dict[str, Any]:
+    """The reader's arguments when :func:`check_records` runs after it: the reader's own missing-file check (which
+    stops at the first missing file) is turned off, so the up-front check names every missing file and
+    ``skip_unreadable`` can leave them out. An explicit ``check_files`` in ``reader_kwargs`` is kept."""
+    import inspect
+
+    from monai_afire.data.datasets import dataset_reader
+
+    kwargs = dict(reader_kwargs or {})
+    if check_images and "check_files" in inspect.signature(dataset_reader(reader)).parameters:
+        kwargs.setdefault("check_files", False)
+    return kwargs

@@ -167,6 +167,23 @@ class TestClassificationReaders(TmpDirTestCase):
         records = inference_records(self.tmp / "new", check_images=True)
         self.assertEqual([Path(r["image"]).name for r in records], ["film_0.png", "film_1.png", "scan.dcm"])
 
+    def test_unreadable_images_are_named_or_skipped(self):
+        """Issue 12, finding 6, in the classification bundle's data: every bad file named up front, or left out."""
+        table = csv_table(self.tmp / "data")
+        (self.tmp / "data" / "films" / "f3.png").write_bytes(b"not a PNG")
+        (self.tmp / "data" / "films" / "f5.png").unlink()
+        kwargs = {"reader_kwargs": CSV_KWARGS, "val_fraction": 0.2, "test_fraction": 0.25, "check_images": True}
+        with self.assertRaises(ValueError) as err:
+            classification_splits("csv", table, **kwargs)
+        message = str(err.exception)
+        self.assertIn("2 of the 8 image files", message)
+        self.assertIn("f3.png: not a readable PNG/JPEG file", message)
+        self.assertIn("f5.png", message)
+        self.assertIn("skip_unreadable", message)
+        data = classification_splits("csv", table, skip_unreadable=True, **kwargs)
+        names = sorted(Path(r["image"]).name for split in ("train", "val", "test") for r in data[split])
+        self.assertEqual(names, [f"f{i}.png" for i in (0, 1, 2, 4, 6, 7)])
+
 
 @pytest.mark.slow
 class TestClassificationBundleReaders(TmpDirTestCase):
