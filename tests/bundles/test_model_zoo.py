@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from monai.bundle import ConfigParser, ckpt_export, verify_metadata, verify_net_in_out
+from parameterized import parameterized
 
 from tests.apps.test_readers import CSV_KWARGS, csv_table
 from tests.tiny import (
@@ -79,6 +80,35 @@ class TestFreshClone(TmpDirTestCase):
         (self.tmp / "metadata.json").write_text(json.dumps(meta))
         with self.assertRaisesRegex(ValueError, "network_data_format"):
             verify_metadata(meta_file=str(self.tmp / "metadata.json"), filepath=str(METADATA_SCHEMA_FILE))
+
+
+
+def _targets(node) -> list[str]:
+    if isinstance(node, dict):
+        return [node.get("_target_", ""), *(t for v in node.values() for t in _targets(v))]
+    if isinstance(node, list):
+        return [t for v in node for t in _targets(v)]
+    return []
+
+
+class TestProgressBars(unittest.TestCase):
+    """Issue 12, finding 4: training, evaluation and inference show a progress bar (Ignite's ProgressBar handler)."""
+
+    @parameterized.expand(
+        [
+            ("afire_pretrain", "train.json", 1),
+            ("afire_pretrain", "inference.json", 1),
+            ("afire_pretrain", "evaluate.json", 1),
+            ("afire_cxr_classification", "train.json", 2),  # training and validation
+            ("afire_cxr_classification", "evaluate.json", 1),
+            ("afire_cxr_classification", "inference.json", 1),
+        ]
+    )
+    def test_config_attaches_a_progress_bar(self, bundle, config, count):
+        import json
+
+        tree = json.loads((BUNDLES / bundle / "configs" / config).read_text())
+        self.assertEqual(_targets(tree).count("ignite.handlers.ProgressBar"), count, f"{bundle}/{config}")
 
 
 @pytest.mark.slow
