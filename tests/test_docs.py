@@ -233,31 +233,39 @@ def run_document(doc: str, root: Path, prepare=None) -> list[str]:
     return failures
 
 
-def demo_encoder(root: Path) -> None:
-    """What ``make demo`` leaves in ``outputs/demo/models`` and a pre-training run in the bundle's ``models/``:
-    a tiny pre-training run of the bundle in the sandbox (the tests' encoder), its files copied to both places,
-    its newest checkpoint also under the docs' example name ``afire_checkpoint_100000.pt``."""
-    films = root / "data" / "pretrain_films"
+def demo_encoder(root: Path) -> Path:
+    """What ``make demo`` leaves in ``outputs/demo/models``: a tiny pre-training run of the bundle in the sandbox (the
+    tests' encoder, ``afire_plus.json``, in a folder of its own), its teacher encoder and newest checkpoint copied
+    there, the checkpoint also under the docs' example name ``afire_checkpoint_100000.pt``. Returns the folder."""
     from tests.tiny import write_films
 
+    films = root / "fixture" / "films"
     write_films(films, n=8, size=32)
-    models = root / "bundles" / "afire_pretrain" / "models"
     configs = root / "bundles" / "afire_pretrain" / "configs"
     cmd = (
         f"python -m monai.bundle run --config_file \"['{configs}/train.json','{configs}/afire_plus.json']\" "
-        f"--dataset_dir {films}"
+        f"--dataset_dir {films} --bundle_root {root / 'fixture'}"
     )
     done = subprocess.run(
         ["bash", "-e", "-c", _BASH_PRELUDE + cmd], cwd=root, env=_env(root), capture_output=True, text=True
     )
     if done.returncode != 0:
         raise AssertionError(f"the sandbox's pre-training run failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    models = root / "fixture" / "models"
     newest = max(models.glob("afire_checkpoint_*.pt"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
-    shutil.copy2(newest, models / "afire_checkpoint_100000.pt")
     demo = root / "outputs" / "demo" / "models"
     demo.mkdir(parents=True, exist_ok=True)
-    for name in ("teacher_encoder.pt", "afire_checkpoint_100000.pt"):
-        shutil.copy2(models / name, demo / name)
+    shutil.copy2(models / "teacher_encoder.pt", demo / "teacher_encoder.pt")
+    shutil.copy2(newest, demo / "afire_checkpoint_100000.pt")
+    return demo
+
+
+def pretrained_bundle(root: Path) -> None:
+    """:func:`demo_encoder`, and the same files in the pre-training bundle's ``models/`` (where the classification
+    docs take the teacher encoder and the AFiRe checkpoint from)."""
+    demo = demo_encoder(root)
+    for path in demo.iterdir():
+        shutil.copy2(path, root / "bundles" / "afire_pretrain" / "models" / path.name)
 
 
 class TestBlockRules(unittest.TestCase):
@@ -355,7 +363,7 @@ class TestDocumentsRun(TmpDirTestCase):
         self.assertEqual(failures, [], "\n\n".join(failures))
 
     def test_classification_bundle_docs(self):
-        failures = run_document("bundles/afire_cxr_classification/docs/README.md", self.tmp, prepare=demo_encoder)
+        failures = run_document("bundles/afire_cxr_classification/docs/README.md", self.tmp, prepare=pretrained_bundle)
         self.assertEqual(failures, [], "\n\n".join(failures))
 
     @unittest.skipUnless(README_ANNOTATED, _README_NOT_YET)
