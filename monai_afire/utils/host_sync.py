@@ -73,7 +73,7 @@ def _caller(skip: int = 3) -> str:
     """``file:line (function)`` of the innermost frame outside this module and torch's own Python files."""
     for frame in reversed(traceback.extract_stack()[:-skip]):
         name = frame.filename.replace("\\", "/")
-        if "/torch/" not in name and not name.endswith("host_sync.py"):
+        if "/torch/" not in name and frame.filename != __file__:
             return f"{frame.filename}:{frame.lineno} ({frame.name})"
     return "<torch>"
 
