@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from monai.data import DataLoader, Dataset
 
-    from monai_afire.data.simcxr import generate_simcxr
     from monai_afire.apps.cohesion import cohesion_records, cohesion_transforms
+    from monai_afire.data.simcxr import generate_simcxr
     from monai_afire.metrics import cohesion_metrics, token_embeddings
     from monai_afire.networks import AFiReEncoder
 

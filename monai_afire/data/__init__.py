@@ -1,4 +1,5 @@
-"""data of monai-afire: dataset readers, label-fraction splits, simulated chest radiographs, resumable streams."""
+"""data of monai-afire: dataset readers, label-fraction splits, simulated chest radiographs, repeated and resumable
+datasets."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .datasets import (
     load_rsna_pneumonia,
     load_vindr_cxr,
 )
+from .repeat import RepeatedDataset
 from .resumable import ResumableSampler, SeededDataset, item_seed
 from .simcxr import DEFAULT_PREVALENCE, SimCXRGenerator, SimCXRSample, SimCXRSettings, generate_simcxr
 from .simcxr_findings import FINDINGS as SIMCXR_FINDINGS
@@ -55,4 +57,5 @@ __all__ = [
     "SimCXRSettings",
     "generate_simcxr",
     "load_phantom",
+    "RepeatedDataset",
 ]
