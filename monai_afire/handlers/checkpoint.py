@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,12 @@ class PretrainCheckpoint:
         resume: load the newest checkpoint at start.
         map_location: device the checkpoint tensors are loaded to; ``"cpu"`` is always safe.
         save_every_iterations: also save every this many iterations (None or 0: only at epoch ends).
+        stop_signals: signals (e.g. ``("SIGTERM",)``) on which to save at the next iteration boundary and stop the
+            run with a non-zero exit code: a :class:`~monai_afire.handlers.PreemptionHandler` of this checkpoint is
+            attached with them. None or empty: no signal handling.
+        signal_check_every: the PreemptionHandler's ``check_every`` (distributed runs agree on a stop every this
+            many iterations).
+        exit_code: the PreemptionHandler's ``exit_code``.
     """
 
     def __init__(
@@ -87,6 +94,9 @@ class PretrainCheckpoint:
         resume: bool = True,
         map_location: Any = "cpu",
         save_every_iterations: int | None = None,
+        stop_signals: Sequence[str | int] | None = None,
+        signal_check_every: int = 1,
+        exit_code: int | None = None,
     ) -> None:
         if int(save_interval) < 1:
             raise ValueError(f"PretrainCheckpoint: save_interval must be >= 1, got {save_interval}.")
@@ -101,6 +111,12 @@ class PretrainCheckpoint:
         self.save_interval, self.resume, self.map_location = int(save_interval), resume, map_location
         self.n_saved = None if n_saved is None else int(n_saved)
         self.save_every_iterations = int(save_every_iterations or 0)
+        self.preemption: Any = None
+        if stop_signals:
+            from .preemption import PREEMPTED_EXIT_CODE, PreemptionHandler
+
+            code = PREEMPTED_EXIT_CODE if exit_code is None else exit_code
+            self.preemption = PreemptionHandler(self, stop_signals, signal_check_every, code)
         self.resumed_from: Path | None = None
         self.last_saved: Path | None = None
         self._checkpoint: Checkpoint | None = None
@@ -117,6 +133,8 @@ class PretrainCheckpoint:
         """Register on ``engine``: resume at STARTED; the savers are added then, after every other handler."""
         engine.add_event_handler(Events.STARTED, self.load_latest)
         engine.add_event_handler(Events.STARTED, self._register_savers)
+        if self.preemption is not None:
+            self.preemption.attach(engine)
 
     def _register_savers(self, engine: Engine) -> None:
         if not engine.has_event_handler(self._save_epoch, Events.EPOCH_COMPLETED):
