@@ -24,7 +24,7 @@ class TestAFiReLoss(unittest.TestCase):
         loss = AFiReLoss(4, 3, structure_weight=0.5, category_weight=2.0, restoration_weight=3.0, lesion_weight=1.0)
         total, parts = loss(out, clean, mask)
         self.assertEqual(set(parts), {"structure", "category", "restoration"})
-        self.assertTrue(all(isinstance(v, torch.Tensor) and v.ndim == 0 and not v.requires_grad for v in parts.values()))
+        self.assertTrue(all(torch.is_tensor(v) and v.ndim == 0 and not v.requires_grad for v in parts.values()))
         anatomy = AnatomyConsistencyLoss(4, 3, category_weight=2.0)
         stru, cate = anatomy.structure_and_category(out["student_logits"], out["teacher_logits"], out["token_labels"])
         rest = AnomalyRemovalRestorationLoss(lesion_weight=1.0)(out["reconstruction"], clean, mask)
