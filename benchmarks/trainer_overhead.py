@@ -42,6 +42,8 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigParser
 
+from monai_afire.engines import clip_gradients
+
 __all__ = ["TINY", "bundle_parser", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,21 +126,22 @@ class BareStep:
         self.loss = parser.get_parsed_content("loss_function")
         self.optimizer = parser.get_parsed_content("optimizer")
         self.clip = float(parser.get_parsed_content("clip_grad_norm") or 0)
+        self.clip_mode = parser.get_parsed_content("clip_grad_mode")
         self.momentum = CosineEMAMomentum(total_iterations, parser.get_parsed_content("teacher_momentum"))
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
         self.iteration = 0
+        self.network.train()  # once: nothing in this loop changes the mode
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> None:
         self.iteration += 1
         lesioned, clean, mask = batch["image"], batch["clean"], batch["lesion_mask"]
-        self.network.train()
         self.optimizer.zero_grad(set_to_none=True)
         outputs = self.network(lesioned, clean, mask)
         outputs = {k: v.float() if v.is_floating_point() else v for k, v in outputs.items()}
         loss, _ = self.loss(outputs, clean, mask, replace_prototypes=False)
         loss.backward()
         if self.clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+            clip_gradients(self.params, self.clip, self.clip_mode)
         self.optimizer.step()
         self.network.update_teacher(self.momentum.teacher(self.iteration))
 

@@ -24,11 +24,11 @@ class LossHistory:
     means are also kept in ``self.history`` and ``engine.state.loss_history``. A resumed run appends to the same file
     (rows of epochs after the resumed one are dropped first, so the file never holds an epoch twice).
 
-    The sums are kept as float64 tensors on the device of the loss, so accumulating them never makes the host wait
-    for the device; they are read once per epoch. The partial sums of the current epoch live in
-    ``engine.state.loss_history_partial``, which is part of the engine's ``state_dict`` (Ignite's
-    ``state_dict_user_keys``), so a run resumed from a mid-epoch checkpoint writes the same epoch means as an
-    uninterrupted run.
+    The sums are kept as one float64 tensor on the device of the loss (one stack and one add per iteration), so
+    accumulating them never makes the host wait for the device; they are read once per epoch. The partial sums of the
+    current epoch live in ``engine.state.loss_history_partial``, which is part of the engine's ``state_dict``
+    (Ignite's ``state_dict_user_keys``), so a run resumed from a mid-epoch checkpoint writes the same epoch means as
+    an uninterrupted run.
 
     Args:
         path: CSV file (its folder is created); None to only keep and log the means.
@@ -83,33 +83,34 @@ class LossHistory:
         if started_mid_epoch and partial.get("epoch") == engine.state.epoch:
             return  # resumed mid-epoch: continue the restored sums
         partial.clear()
-        partial.update({"epoch": int(engine.state.epoch), "count": 0, "sums": {}})
+        partial.update({"epoch": int(engine.state.epoch), "count": 0, "keys": [], "sums": None})
 
     def _accumulate(self, engine: Engine) -> None:
         output = engine.state.output or {}
         partial = self._partial(engine)
-        sums = partial.setdefault("sums", {})
-        for key in self.keys:
-            if key in output:
-                value = output[key]
-                if isinstance(value, torch.Tensor):
-                    value = value.detach().to(torch.float64).reshape(())
-                else:
-                    value = torch.tensor(float(value), dtype=torch.float64)
-                previous = sums.get(key)
-                sums[key] = value.clone() if previous is None else previous.to(value.device) + value
+        keys = [k for k in self.keys if k in output]
         partial["count"] = int(partial.get("count", 0)) + 1
+        if not keys:
+            return
+        values = [output[k] for k in keys]
+        with torch.no_grad():
+            if all(isinstance(v, torch.Tensor) for v in values):
+                step = torch.stack([v if v.ndim == 0 else v.sum() for v in values])
+            else:
+                step = torch.tensor([float(v) for v in values], dtype=torch.float64)
+            sums = partial.get("sums")
+            if sums is None or partial.get("keys") != keys:
+                partial["keys"], partial["sums"] = keys, step.to(torch.float64)
+            else:
+                sums.add_(step.to(sums.device))  # float64 sums of the float32 values: Python's float arithmetic
 
     def _write(self, engine: Engine) -> None:
         partial = self._partial(engine)
         row = {"epoch": float(engine.state.epoch), "iteration": float(engine.state.iteration)}
-        sums = partial.get("sums", {})
-        if sums:
-            means = (
-                torch.stack([v.to(next(iter(sums.values())).device) for v in sums.values()])
-                / max(int(partial.get("count", 0)), 1)
-            ).tolist()
-            row.update(dict(zip(sums, means)))
+        sums = partial.get("sums")
+        if sums is not None:
+            means = (sums / max(int(partial.get("count", 0)), 1)).tolist()  # the one read of the epoch
+            row.update(dict(zip(partial["keys"], means)))
         self.history.append(row)
         engine.state.loss_history = self.history
         engine.logger.info(

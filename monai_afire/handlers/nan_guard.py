@@ -44,12 +44,13 @@ class NonFiniteLossGuard:
     host-device synchronisation per step.
 
     With ``check_every=N > 1`` (what long GPU runs want) nothing is read on the host in between: at every
-    ``LOSS_COMPLETED`` the guard only adds, on the device, a flag of "some value not finite" and the values and
-    iteration of the first such step. The flag is read every ``N`` iterations, at the end of every epoch and at the
-    end of the run, and before any checkpoint is written (checkpoint handlers call :func:`run_pre_save_checks`), so
-    a non-finite loss is caught at most ``N - 1`` iterations late, named with the iteration where it first occurred,
-    and no checkpoint of a state after it is ever written. In distributed runs the flag is all-reduced at each
-    check, so every process stops at the same iteration.
+    ``LOSS_COMPLETED`` the guard only stacks the values into the next row of a small (N, keys) buffer on the device
+    (one operation, no allocation). The buffer is read every ``N`` iterations, at the end of every epoch and of the
+    run, and before any checkpoint is written (checkpoint handlers call :func:`run_pre_save_checks`), so a
+    non-finite loss is caught at most ``N - 1`` iterations late, named with the iteration where it first occurred
+    and the values of that step, and no checkpoint of a state after it is ever written. In distributed runs the
+    verdict is all-reduced at each check, so every process stops at the same iteration. Values that are not tensors
+    (numbers) are checked at once.
 
     The message names the epoch, the iteration, the non-finite components and the newest checkpoint in
     ``checkpoint_dir`` (if given).
@@ -74,10 +75,8 @@ class NonFiniteLossGuard:
         self._reset()
 
     def _reset(self) -> None:
-        self._bad: torch.Tensor | None = None  # bool, any non-finite value since the last check
-        self._first_iteration: torch.Tensor | None = None  # int64, iteration of the first one (-1: none)
-        self._first_epoch: torch.Tensor | None = None
-        self._first_values: torch.Tensor | None = None  # the checked values at that iteration
+        self._rows: torch.Tensor | None = None  # (check_every, len(keys)): the values of the steps since the check
+        self._iterations: list[tuple[int, int]] = []  # (epoch, iteration) of each row
         self._keys: tuple[str, ...] = ()
 
     def attach(self, engine: Engine) -> None:
@@ -96,59 +95,46 @@ class NonFiniteLossGuard:
         files = sorted(Path(self.checkpoint_dir).glob("*.pt"), key=lambda p: p.stat().st_mtime)
         return f"last good checkpoint: {files[-1]}" if files else f"no checkpoint yet in {self.checkpoint_dir}"
 
-    def _values(self, engine: Engine) -> tuple[tuple[str, ...], torch.Tensor | None]:
-        output = engine.state.output or {}
-        keys, values = [], []
-        for key in self.output_keys:
-            if key not in output:
-                continue
-            value = output[key]
-            keys.append(key)
-            if isinstance(value, torch.Tensor):
-                values.append(value.detach().float().sum())
-            else:
-                values.append(torch.tensor(float(value)))
-        if not values:
-            return (), None
-        device = next((v.device for v in values if v.device.type != "cpu"), values[0].device)
-        return tuple(keys), torch.stack([v.to(device, non_blocking=True) for v in values])
-
     def __call__(self, engine: Engine) -> None:
-        """Add this iteration's values to the device-side record (and check at once with ``check_every=1``)."""
-        keys, values = self._values(engine)
-        if values is None:
+        """Record this iteration's values on the device (or check them at once with ``check_every=1``)."""
+        output = engine.state.output or {}
+        keys = tuple(k for k in self.output_keys if k in output)
+        if not keys:
             return
-        if self.check_every == 1:
-            self._raise_if_bad(engine, keys, values.cpu().tolist(), engine.state.epoch, engine.state.iteration)
+        values = [output[k] for k in keys]
+        if self.check_every == 1 or not all(isinstance(v, torch.Tensor) for v in values):
+            numbers = [float(v.detach().float().sum()) if isinstance(v, torch.Tensor) else float(v) for v in values]
+            self._raise_if_bad(engine, keys, numbers, engine.state.epoch, engine.state.iteration)
             return
-        bad_now = ~torch.isfinite(values).all()
-        if self._bad is None or keys != self._keys:
-            self._keys = keys
-            self._bad = bad_now.clone()
-            self._first_iteration = torch.where(bad_now, engine.state.iteration, -1)
-            self._first_epoch = torch.where(bad_now, engine.state.epoch, -1)
-            self._first_values = values.clone()
-            return
-        new = bad_now & (self._first_iteration < 0)
-        self._first_iteration = torch.where(new, engine.state.iteration, self._first_iteration)
-        self._first_epoch = torch.where(new, engine.state.epoch, self._first_epoch)
-        self._first_values = torch.where(new, values, self._first_values)
-        self._bad |= bad_now
+        values = [v if v.ndim == 0 else v.sum() for v in values]
+        if self._rows is None or keys != self._keys or self._rows.device != values[0].device:
+            self._rows = torch.empty(self.check_every, len(keys), device=values[0].device)
+            self._keys, self._iterations = keys, []
+        elif len(self._iterations) == self.check_every:  # no check since check_every steps (e.g. check() not run)
+            self.check(engine)
+        with torch.no_grad():  # one stack into the next row: no host read, no allocation
+            torch.stack(values, out=self._rows[len(self._iterations)])
+        self._iterations.append((int(engine.state.epoch), int(engine.state.iteration)))
 
     def check(self, engine: Engine) -> None:
-        """Read the device-side record (one synchronisation); raise if a value was not finite since the last check."""
-        if self._bad is None:
+        """Read the values recorded since the last check (one synchronisation); raise if one was not finite."""
+        if self._rows is None or not self._iterations:
             return
-        flag = all_reduce_(self._bad.to(torch.int32), "max")  # every process stops together
+        rows = self._rows[: len(self._iterations)]
+        bad_rows = ~torch.isfinite(rows).all(dim=1)
+        flag = all_reduce_(bad_rows.any().to(torch.int32), "max")  # every process stops together
         if not bool(flag):
+            self._iterations = []
             return
-        if not bool(self._bad):
+        bad = bad_rows.cpu().tolist()
+        if not any(bad):
             raise NonFiniteLossError(
                 f"Non-finite loss on another process (checked at epoch {engine.state.epoch}, iteration "
                 f"{engine.state.iteration}). {self._last_checkpoint()}."
             )
-        iteration, epoch = int(self._first_iteration), int(self._first_epoch)  # type: ignore[arg-type]
-        self._raise_if_bad(engine, self._keys, self._first_values.cpu().tolist(), epoch, iteration, late=True)
+        first = bad.index(True)
+        epoch, iteration = self._iterations[first]
+        self._raise_if_bad(engine, self._keys, rows[first].cpu().tolist(), epoch, iteration, late=True)
 
     def _raise_if_bad(
         self, engine: Engine, keys: tuple[str, ...], values: list[float], epoch: int, iteration: int, late: bool = False
