@@ -27,6 +27,18 @@ from .simcxr_phantom import ANATOMY_LABELS as SIMCXR_ANATOMY_LABELS
 from .simcxr_phantom import load_phantom
 from .splits import holdout_split, label_fraction_split, read_split_list, write_split_list
 
+# imported on first use, so that ``python -m monai_afire.data.prepare`` does not import its own module twice
+_PREPARE = ("FILM_EXTENSIONS", "PrepareSummary", "prepare_film", "prepare_films", "prepared_name")
+
+
+def __getattr__(name: str):
+    if name in _PREPARE:
+        from . import prepare
+
+        return getattr(prepare, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CHESTXRAY14_CLASSES",
     "CHEXPERT_ALL_CLASSES",
@@ -58,4 +70,9 @@ __all__ = [
     "generate_simcxr",
     "load_phantom",
     "RepeatedDataset",
+    "FILM_EXTENSIONS",
+    "PrepareSummary",
+    "prepare_film",
+    "prepare_films",
+    "prepared_name",
 ]
