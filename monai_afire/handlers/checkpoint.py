@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-import warnings
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, DiskSaver
+from ignite.handlers import Checkpoint
 
 from monai_afire.utils.distributed import get_rank
 from monai_afire.utils.wrappers import unwrap_model
@@ -24,7 +25,7 @@ __all__ = ["PretrainCheckpoint", "latest_checkpoint"]
 PREFIX = "afire"
 
 
-_TEMPORARY = re.compile(r"tmp[A-Za-z0-9_]{8}")  # the name of a file DiskSaver(atomic=True) writes before renaming
+_TEMPORARY = re.compile(r"tmp[A-Za-z0-9_]{8}")  # a temporary file of an atomic write (tempfile.NamedTemporaryFile)
 
 
 def _checkpoints(directory: str | Path, prefix: str = PREFIX) -> list[tuple[int, Path]]:
@@ -50,10 +51,12 @@ class PretrainCheckpoint:
     A checkpoint (``{checkpoint_dir}/afire_checkpoint_<iteration>.pt``) holds ``model`` (the AFiRe state dict:
     student, teacher (the EMA), decoder), ``optimizer``, ``loss`` (the prototype state), ``trainer`` (Ignite's engine
     state: iteration, epoch length, and the state entries handlers register, e.g. the partial epoch sums of
-    :class:`LossHistory`), ``rng`` (Python, NumPy, torch and CUDA RNG states) and ``scaler`` (fp16 AMP). It is written
-    by Ignite's :class:`~ignite.handlers.Checkpoint` through :class:`~ignite.handlers.DiskSaver` with ``atomic=True``
-    (a temporary file renamed into place), so a kill during the write leaves the previous checkpoints intact; only
-    rank 0 writes. The newest ``n_saved`` checkpoints of the folder are kept, also across restarts.
+    :class:`LossHistory`), ``rng`` (Python, NumPy, torch and CUDA RNG states) and ``scaler`` (fp16 AMP). Only rank 0
+    writes, atomically (a temporary file of the folder renamed into place), so a kill during the write leaves the
+    previous checkpoints intact. The write uses no collective of its own (Ignite's ``DiskSaver`` would set up
+    ``ignite.distributed`` at the first save, a new process group on every rank, which fails in a group restarted by
+    ``torchrun --max-restarts`` that had created one before).
+    The newest ``n_saved`` checkpoints of the folder are kept, also across restarts.
 
     Saves happen after every other handler of the iteration or epoch (they are registered when the run starts), so a
     checkpoint holds the teacher after its EMA step and the loss history with this iteration, and only after the
@@ -119,7 +122,6 @@ class PretrainCheckpoint:
             self.preemption = PreemptionHandler(self, stop_signals, signal_check_every, code)
         self.resumed_from: Path | None = None
         self.last_saved: Path | None = None
-        self._checkpoint: Checkpoint | None = None
         self._saved_iteration: int | None = None
 
     def _to_save(self, engine: Engine) -> dict[str, Any]:
@@ -215,21 +217,22 @@ class PretrainCheckpoint:
         if iteration == self._saved_iteration:
             return None
         run_pre_save_checks(engine)
-        if self._checkpoint is None:
+        path = self.checkpoint_dir / f"{PREFIX}_checkpoint_{iteration}.pt"
+        if get_rank() == 0:
+            state = {name: obj.state_dict() for name, obj in self._to_save(engine).items()}
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            saver = DiskSaver(str(self.checkpoint_dir), atomic=True, require_empty=False)
-            self._checkpoint = Checkpoint(
-                self._to_save(engine),
-                saver,
-                filename_prefix=PREFIX,
-                n_saved=None,
-                global_step_transform=lambda e, _: e.state.iteration,
-            )
-        with warnings.catch_warnings():  # Ignite warns about the files of earlier runs (require_empty=False)
-            warnings.simplefilter("ignore", UserWarning)
-            self._checkpoint(engine)
+            # atomic: written to a temporary file of the folder, then renamed into place; a kill during the write
+            # leaves the earlier checkpoints intact (the temporary file is removed at the next start)
+            tmp = tempfile.NamedTemporaryFile(delete=False, dir=self.checkpoint_dir)
+            try:
+                with tmp:
+                    torch.save(state, tmp.file)
+                os.replace(tmp.name, path)
+            except BaseException:
+                Path(tmp.name).unlink(missing_ok=True)
+                raise
         self._saved_iteration = iteration
-        self.last_saved = self.checkpoint_dir / f"{PREFIX}_checkpoint_{iteration}.pt"
+        self.last_saved = path
         if get_rank() == 0 and self.n_saved is not None:
             for _, old in _checkpoints(self.checkpoint_dir)[: -self.n_saved]:
                 old.unlink(missing_ok=True)
