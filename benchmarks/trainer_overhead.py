@@ -205,7 +205,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--out", default=None, help="also write the result to this markdown file")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     result = measure(args)
+    load_after = os.getloadavg()
     ps, ratios = result["per_step"], result["ratios"]
     wall, cpu = statistics.median(ratios["wall"]), statistics.median(ratios["cpu"])
     verdict = "met" if max(wall, cpu) <= 1.05 else "MISSED"
@@ -216,7 +218,9 @@ def main() -> None:
         "",
         f"`{command.strip()}`: tiny AFiRe (2-layer ViT, 32 px, batch 4) through the bundle's `train.json` with all its "
         f"handlers ({', '.join(result['handlers'])}) against a bare loop of the same step; {args.repeats} paired "
-        f"rounds of {args.steps} steps after a warm-up round, interleaved in one process.",
+        f"rounds of {args.steps} steps after a warm-up round, interleaved in one process. Load average "
+        f"{' '.join(f'{x:.2f}' for x in load_before)} before, {' '.join(f'{x:.2f}' for x in load_after)} after "
+        f"({os.cpu_count()} cores): on a shared machine the wall times are noisy, the paired ratios less so.",
         "",
         "| loop | median wall ms/step | median CPU ms/step |",
         "| --- | --- | --- |",
