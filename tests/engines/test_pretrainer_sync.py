@@ -14,7 +14,7 @@ from monai_afire.utils import HostSyncCounter, optimizer_step_counters
 from tests.tiny import BUNDLE_OVERRIDES, PRETRAIN_CONFIGS, TmpDirTestCase, tiny_batches, write_films
 
 LOG_EVERY = 4
-EPOCH_LENGTH = 12  # a multiple of LOG_EVERY: epoch ends (loss-history row, epoch checkpoint) are logging iterations
+EPOCH_LENGTH = 8  # a multiple of LOG_EVERY: epoch ends (loss-history row, epoch checkpoint) are logging iterations
 
 
 def bundle_trainer(tmp, amp: bool) -> ConfigParser:
@@ -40,7 +40,7 @@ def bundle_trainer(tmp, amp: bool) -> ConfigParser:
             "output_dir": str(tmp / "eval"),
             "max_epochs": 2,
             "log_every": LOG_EVERY,
-            "save_every_iterations": 2 * LOG_EVERY,
+            "save_every_iterations": LOG_EVERY,
             "amp": amp,
         }
     )
