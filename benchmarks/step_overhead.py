@@ -207,19 +207,21 @@ def main() -> None:
     parser.add_argument("--archs", nargs="+", default=["vit_small", "vit_base"])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant (median reported)")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=1, help="alternating (floor, full) rounds; the best is kept")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per variant (median; 3, quick 8)")
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up steps (1, quick 2)")
+    parser.add_argument("--repeats", type=int, default=None, help="(floor, full) rounds, best kept (1, quick 3)")
     parser.add_argument("--loop-steps", type=int, default=2, help="timed repeats of the loop comparison")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast for forward and losses")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--quick", action="store_true", help="vit_small, 96 px, batch 8, 4 + 2 blocks, 8 steps x 3")
+    parser.add_argument("--quick", action="store_true", help="vit_small, 96 px, batch 8, 4 + 2 blocks (8 steps x 3)")
     parser.add_argument("--out", default=None, help="also write the table to this markdown file")
     args = parser.parse_args()
     if args.quick:
         args.archs, args.batch, args.image_size = ["vit_small"], 8, 96
-        args.steps, args.warmup, args.repeats = 8, 2, 3
+    for key, default, quick in (("steps", 3, 8), ("warmup", 1, 2), ("repeats", 1, 3)):  # given values win
+        if getattr(args, key) is None:
+            setattr(args, key, quick if args.quick else default)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "CPU"
     memory_kind = "torch.cuda.max_memory_allocated" if args.device.startswith("cuda") else "max RSS of the process"
     lines = [

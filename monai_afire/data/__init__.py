@@ -1,4 +1,5 @@
-"""data of monai-afire: dataset readers, label-fraction splits, simulated chest radiographs, repeated datasets."""
+"""data of monai-afire: dataset readers, label-fraction splits, simulated chest radiographs, repeated and resumable
+datasets."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .datasets import (
     load_vindr_cxr,
 )
 from .repeat import RepeatedDataset
+from .resumable import ResumableSampler, SeededDataset, item_seed
 from .simcxr import DEFAULT_PREVALENCE, SimCXRGenerator, SimCXRSample, SimCXRSettings, generate_simcxr
 from .simcxr_findings import FINDINGS as SIMCXR_FINDINGS
 from .simcxr_phantom import ANATOMY_LABELS as SIMCXR_ANATOMY_LABELS
@@ -59,6 +61,9 @@ __all__ = [
     "load_mimic_cxr",
     "load_rsna_pneumonia",
     "load_vindr_cxr",
+    "ResumableSampler",
+    "SeededDataset",
+    "item_seed",
     "holdout_split",
     "label_fraction_split",
     "read_split_list",

@@ -14,6 +14,7 @@ from monai.inferers import Inferer, SimpleInferer
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
+from monai_afire.handlers.preemption import exit_if_preempted, preemption_handlers
 from monai_afire.utils.wrappers import unwrap_model
 
 __all__ = ["AFiRePrepareBatch", "AFiRePretrainer", "AMP_DTYPES", "CLIP_GRAD_MODES", "clip_gradients"]
@@ -108,8 +109,21 @@ class AFiRePretrainer(Trainer):
     is set. It fires MONAI's ``IterationEvents`` (FORWARD_COMPLETED, LOSS_COMPLETED, BACKWARD_COMPLETED,
     MODEL_COMPLETED); the teacher EMA, the schedules, the frozen prototypes and the checkpoints are handlers (see
     :mod:`monai_afire.handlers`).
-    ``engine.state.output`` holds ``"loss"`` (a detached scalar tensor) and the float components ``"structure"``,
-    ``"category"`` and ``"restoration"``.
+
+    ``engine.state.output`` holds ``"loss"`` and the components ``"structure"``, ``"category"`` and
+    ``"restoration"`` as detached scalar tensors on the device, and ``engine.state.grad_norm`` the norm of all
+    gradients before clipping, also a tensor: nothing in the step reads a value back to the host, so on a GPU the host
+    queues the next steps while the device works. Handlers that need numbers convert them on their own schedule (the
+    bundle logs every ``log_every`` iterations; :class:`~monai_afire.handlers.NonFiniteLossGuard` checks a device-side
+    flag every ``check_every`` iterations). The network is put in training mode only when it (or one of its direct
+    sub-modules other than the teacher) is not, instead of walking every module each step.
+
+    Resuming part-way through an epoch (from a :class:`~monai_afire.handlers.PretrainCheckpoint` written every N
+    iterations or on preemption): at every epoch start the trainer tells a loader's sampler with ``set_start`` (e.g.
+    :class:`monai_afire.data.ResumableSampler`) how many items of this epoch were already used, so the epoch goes on
+    with the next batch; with any other sampler it warns that the rest of the epoch reads other items. When a
+    :class:`~monai_afire.handlers.PreemptionHandler` stopped the run, :meth:`run` raises
+    :class:`~monai_afire.handlers.TrainingPreempted` (a ``SystemExit`` with a non-zero code) after the checkpoint.
 
     Args:
         device: device of the network; batches are moved there.
@@ -123,7 +137,7 @@ class AFiRePretrainer(Trainer):
         clean_key: batch key of the clean image (for the default ``prepare_batch``).
         mask_key: batch key of the lesion mask (for the default ``prepare_batch``).
         clip_grad_norm: maximum gradient norm (None or <= 0: no clipping); ``engine.state.grad_norm`` holds the
-            norm of all gradients together before clipping.
+            norm of all gradients together before clipping (a scalar tensor).
         clip_grad_mode: ``"per_tensor"`` (default, the authors': each parameter tensor clipped to
             ``clip_grad_norm`` on its own) or ``"global"`` (the joint norm of all gradients, as
             ``torch.nn.utils.clip_grad_norm_``; a large term, e.g. the category term at initialisation, then
@@ -203,6 +217,8 @@ class AFiRePretrainer(Trainer):
         self.grad_scaler = self._make_scaler()
         # before the handlers, so that a checkpoint resumed at STARTED loads into this trainer's scaler
         self.add_event_handler(Events.STARTED, self._use_grad_scaler)
+        # before the handlers too: the loader's iterator is made after EPOCH_STARTED
+        self.add_event_handler(Events.EPOCH_STARTED, self._position_sampler)
         if train_handlers is not None:
             self._register_handlers(train_handlers)
 
@@ -221,6 +237,39 @@ class AFiRePretrainer(Trainer):
         # monai's Trainer.run sets ``scaler`` for its CUDA-only amp path (None here); use this trainer's own
         engine.scaler = engine.grad_scaler
 
+    @staticmethod
+    def _position_sampler(engine: AFiRePretrainer) -> None:
+        """In an epoch resumed part-way, start the loader's sampler after the items already used."""
+        length = engine.state.epoch_length
+        done = engine.state.iteration - (engine.state.epoch - 1) * length if length else 0
+        if done <= 0:
+            return
+        loader = engine.data_loader
+        sampler, batch_size = getattr(loader, "sampler", None), getattr(loader, "batch_size", None)
+        if not callable(getattr(sampler, "set_start", None)) or not batch_size:
+            engine.logger.warning(
+                f"AFiRePretrainer: epoch {engine.state.epoch} resumes after {done} of its {length} iterations, but the "
+                f"loader's sampler ({type(sampler).__name__}) cannot skip the items already used: the rest of the "
+                "epoch reads from the start of a new pass. Use monai_afire.data.ResumableSampler to resume exactly."
+            )
+            return
+        sampler.set_start(done * batch_size)
+
+    def _set_train_mode(self) -> None:
+        model = self.model
+        if model.training and all(m.training for name, m in model.named_children() if name != "teacher"):
+            return
+        self.network.train()
+
+    def run(self) -> None:  # type: ignore[override]
+        """Run training (continuing from the current state); raise ``TrainingPreempted`` if a stop signal ended it."""
+        try:
+            super().run()
+        finally:
+            for handler in preemption_handlers(self):
+                handler.restore()
+        exit_if_preempted(self)
+
     def _iteration(self, engine: AFiRePretrainer, batchdata: dict[str, Any]) -> dict:
         """One AFiRe step; returns ``engine.state.output``."""
         if batchdata is None:
@@ -230,7 +279,7 @@ class AFiRePretrainer(Trainer):
         )
         mask = args[-1]  # the network's last further argument is the lesion mask (see AFiRePrepareBatch)
         replace = engine.state.epoch <= engine.replace_prototypes_epochs
-        engine.network.train()
+        engine._set_train_mode()
         engine.optimizer.zero_grad(set_to_none=True)
         device_type = torch.device(engine.state.device).type
         with torch.autocast(device_type, dtype=engine.amp_dtype or torch.float32, enabled=engine.amp_dtype is not None):
@@ -248,7 +297,7 @@ class AFiRePretrainer(Trainer):
             scaler.unscale_(engine.optimizer)
         if engine.clip_grad_norm is not None and engine.clip_grad_norm > 0:
             params = [p for g in engine.optimizer.param_groups for p in g["params"]]
-            engine.state.grad_norm = float(clip_gradients(params, engine.clip_grad_norm, engine.clip_grad_mode))
+            engine.state.grad_norm = clip_gradients(params, engine.clip_grad_norm, engine.clip_grad_mode)
         if scaler is not None:
             scaler.step(engine.optimizer)
             scaler.update()

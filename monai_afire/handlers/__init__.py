@@ -1,5 +1,5 @@
 """Ignite handlers of monai-afire (MONAI's ``attach(engine)`` convention): teacher EMA, schedules, frozen prototypes,
-NaN guard, seeding, loss history, checkpoints, teacher export, classification and cohesion reports."""
+NaN guard, seeding, loss history, checkpoints, preemption, teacher export, classification and cohesion reports."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .classification import (
 from .cohesion import CohesionReport
 from .loss_history import LossHistory
 from .nan_guard import NonFiniteLossError, NonFiniteLossGuard
+from .preemption import PREEMPTED_EXIT_CODE, PreemptionHandler, TrainingPreempted, exit_if_preempted
 from .prototype_freeze import FreezePrototypes
 from .schedules import LearningRateSchedule, WeightDecaySchedule, scaled_learning_rate
 from .seeding import EpochSeed
@@ -32,14 +33,18 @@ __all__ = [
     "MeanROCAUC",
     "NonFiniteLossError",
     "NonFiniteLossGuard",
+    "PREEMPTED_EXIT_CODE",
+    "PreemptionHandler",
     "PretrainCheckpoint",
     "ProbabilityCSVWriter",
     "TeacherEMA",
     "TeacherEncoderSaver",
+    "TrainingPreempted",
     "WeightDecaySchedule",
     "UNDEFINED",
     "defined_metric_is_better",
     "format_metric",
+    "exit_if_preempted",
     "latest_checkpoint",
     "log_epoch_metrics",
     "save_teacher_encoder",

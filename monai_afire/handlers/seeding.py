@@ -51,6 +51,10 @@ class EpochSeed:
 
     Each epoch's random lesions and shuffling then depend only on the seed and the epoch number, so a run resumed
     from an epoch checkpoint reproduces an uninterrupted run exactly (CPU, ``num_workers=0`` or seeded workers).
+    An epoch that starts mid-way (a run resumed from a mid-epoch checkpoint) is not reseeded: the checkpoint has
+    restored the RNG states of that point (:class:`RNGStates`). For lesions that do not depend on the loader's
+    workers at all, give every item its own seed with :class:`monai_afire.data.SeededDataset` and
+    :class:`monai_afire.data.ResumableSampler`.
 
     Args:
         seed: base seed.
@@ -66,6 +70,9 @@ class EpochSeed:
         engine.add_event_handler(Events.EPOCH_STARTED, self)
 
     def __call__(self, engine: Engine) -> None:
+        epoch_length = engine.state.epoch_length
+        if epoch_length and engine.state.iteration % epoch_length:
+            return  # resumed mid-epoch: keep the RNG states the checkpoint restored
         seed = self.seed + int(engine.state.epoch)
         if self.deterministic:
             set_determinism(seed=seed)

@@ -67,7 +67,7 @@ class AFiReLoss(_Loss):
         clean: torch.Tensor,
         lesion_mask: torch.Tensor,
         replace_prototypes: bool = False,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and its components.
 
         Args:
@@ -77,9 +77,10 @@ class AFiReLoss(_Loss):
             replace_prototypes: P <- batch mean (first epoch) instead of the EMA step.
 
         Returns:
-            (total, {"structure": float, "category": float, "restoration": float}) with the unweighted terms
-            (``category`` is 0 when ``category_weight`` is 0; ``restoration`` is on the scale of
-            ``restoration_target``).
+            (total, {"structure", "category", "restoration"}) with the unweighted terms as detached scalar tensors
+            on the device of the loss (``category`` is 0 when ``category_weight`` is 0; ``restoration`` is on the
+            scale of ``restoration_target``). They stay on the device so that a training step never waits for it;
+            ``float(value)`` reads one (a host-device synchronisation), best only on logging iterations.
         """
         missing = {"student_logits", "teacher_logits", "reconstruction", "token_labels"} - set(outputs)
         if missing:
@@ -91,5 +92,5 @@ class AFiReLoss(_Loss):
         total = (
             self.structure_weight * structure + self.category_weight * category + self.restoration_weight * restoration
         )
-        values = torch.stack([structure.detach(), category.detach(), restoration.detach()]).tolist()
-        return total, dict(zip(("structure", "category", "restoration"), values))
+        parts = {"structure": structure.detach(), "category": category.detach(), "restoration": restoration.detach()}
+        return total, parts

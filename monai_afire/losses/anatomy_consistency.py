@@ -83,12 +83,11 @@ class AnatomyConsistencyLoss(_Loss):
         """Update ``prototype_state`` from teacher logits (B, L, K) and return it."""
         batch_sum = teacher_logits.detach().float().sum(dim=0)
         count = torch.full((), float(teacher_logits.shape[0]), device=batch_sum.device)
-        if distributed_ready():
-            all_reduce_(batch_sum)
-            all_reduce_(count)
-        # branch-free, so this update itself needs no host-device synchronisation (a training step still syncs
-        # elsewhere: the loss components as floats, the gradient norm, the NaN guard): P <- T on the first update or
-        # when asked, else EMA; an empty (global) batch leaves P unchanged
+        if distributed_ready():  # one all-reduce of the sums and the count together
+            packed = all_reduce_(torch.cat([batch_sum.flatten(), count.reshape(1)]))
+            batch_sum, count = packed[:-1].view_as(batch_sum), packed[-1]
+        # branch-free, so this update needs no host-device synchronisation: P <- T on the first update or when asked,
+        # else EMA; an empty (global) batch leaves P unchanged
         mean = batch_sum / count.clamp_min(1)
         weight = (
             torch.full_like(count, 1.0)
@@ -100,8 +99,14 @@ class AnatomyConsistencyLoss(_Loss):
         return self.prototype_state
 
     def targets(self) -> torch.Tensor:
-        """Sinkhorn targets Q (L, K) of the current prototype state."""
-        return sinkhorn_knopp(self.prototype_state, self.epsilon, self.sinkhorn_iterations)
+        """Sinkhorn targets Q (L, K) of the current prototype state.
+
+        The score range is not read on the host (``check_range=False``), so a training step does not wait for the
+        device: the prototype state is a mean of cosine logits (range at most 2, far below 700 x epsilon), and a
+        non-finite state gives non-finite targets and loss, which :class:`monai_afire.handlers.NonFiniteLossGuard`
+        reports.
+        """
+        return sinkhorn_knopp(self.prototype_state, self.epsilon, self.sinkhorn_iterations, check_range=False)
 
     def structure_and_category(
         self,

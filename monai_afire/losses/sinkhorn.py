@@ -14,7 +14,11 @@ _MAX_EXPONENT = 700.0  # exp(-700) is still a normal float64
 
 @torch.no_grad()
 def sinkhorn_knopp(
-    scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3, rows_distributed: bool = False
+    scores: torch.Tensor,
+    epsilon: float = 0.05,
+    iterations: int = 3,
+    rows_distributed: bool = False,
+    check_range: bool = True,
 ) -> torch.Tensor:
     """Turn scores (N, K) into soft assignments whose rows sum to 1 and whose columns get equal mass.
 
@@ -30,6 +34,10 @@ def sinkhorn_knopp(
         iterations: alternating normalisation rounds (>= 1).
         rows_distributed: the rows are sharded across processes: the maximum, column sums and row count are
             all-reduced. Without a process group this changes nothing.
+        check_range: read the score range on the host and raise for non-finite scores or a range over ``epsilon``
+            above 700 (one host-device synchronisation). False (for training steps that must not wait for the
+            device) skips the read: exponents are clamped at -700 instead (no underflow), and non-finite scores give
+            non-finite targets, which a non-finite loss check catches.
 
     Returns:
         float tensor (N, K) in the dtype of ``scores`` (float32 for integer input), no gradient.
@@ -46,14 +54,17 @@ def sinkhorn_knopp(
         all_reduce_(peak, "max")
         all_reduce_(neg_low, "max")
         all_reduce_(num_rows)
-    spread = float((peak + neg_low) / epsilon)  # the only host-device sync; NaN or inf for non-finite scores
-    if not spread <= _MAX_EXPONENT:
-        raise ValueError(
-            f"sinkhorn_knopp: the score range over epsilon is {spread:.4g} (NaN or infinite scores give nan/inf); it "
-            f"must be finite and at most {_MAX_EXPONENT}, else exp() underflows float64: rescale the scores or raise "
-            "epsilon."
-        )
-    q = torch.exp((q - peak) / epsilon)
+    if check_range:
+        spread = float((peak + neg_low) / epsilon)  # the only host-device sync; NaN or inf for non-finite scores
+        if not spread <= _MAX_EXPONENT:
+            raise ValueError(
+                f"sinkhorn_knopp: the score range over epsilon is {spread:.4g} (NaN or infinite scores give nan/inf); "
+                f"it must be finite and at most {_MAX_EXPONENT}, else exp() underflows float64: rescale the scores or "
+                "raise epsilon."
+            )
+        q = torch.exp((q - peak) / epsilon)
+    else:
+        q = torch.exp(((q - peak) / epsilon).clamp_min(-_MAX_EXPONENT))
     num_cols = q.shape[1]
     for _ in range(iterations):
         col = q.sum(dim=0, keepdim=True)

@@ -1,4 +1,4 @@
-"""Utilities of monai-afire: distributed helpers, checked weight loading, unwrapping, input checks."""
+"""Utilities of monai-afire: distributed helpers, checked weight loading, unwrapping, input checks, sync counting."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from .distributed import (
     rank0_only,
 )
 from .errors import clean_errors, debug_enabled, user_message
+from .host_sync import HostSyncCounter, optimizer_step_counters
 from .state_dict import check_state_dict, load_weights, read_state_dict
 from .wrappers import unwrap_model
 
 __all__ = [
+    "HostSyncCounter",
     "all_reduce_",
     "check_image_size",
     "check_patch_size",
@@ -29,6 +31,7 @@ __all__ = [
     "get_world_size",
     "init_distributed",
     "load_weights",
+    "optimizer_step_counters",
     "rank0_only",
     "read_state_dict",
     "unwrap_model",

@@ -7,6 +7,7 @@ import torch
 from parameterized import parameterized
 
 from monai_afire.losses import sinkhorn_knopp
+from monai_afire.utils import HostSyncCounter
 
 
 def naive_sinkhorn(scores: torch.Tensor, epsilon: float, iterations: int) -> torch.Tensor:
@@ -74,6 +75,24 @@ class TestSinkhornKnopp(unittest.TestCase):
     def test_bad_parameters(self):
         with self.assertRaisesRegex(ValueError, "epsilon"):
             sinkhorn_knopp(torch.zeros(2, 2), epsilon=0.0)
+
+    def test_unchecked_range_reads_nothing_on_the_host(self):
+        torch.manual_seed(0)
+        scores = torch.rand(12, 6) * 2 - 1
+        with HostSyncCounter() as syncs:
+            unchecked = sinkhorn_knopp(scores, check_range=False)
+        self.assertEqual(syncs.calls, [])
+        torch.testing.assert_close(unchecked, sinkhorn_knopp(scores))
+        with HostSyncCounter() as syncs:
+            sinkhorn_knopp(scores)
+        self.assertEqual(len(syncs.calls), 1)  # the range check
+        bad = scores.clone()
+        bad[0, 0] = float("nan")
+        self.assertTrue(torch.isnan(sinkhorn_knopp(bad, check_range=False)).any())  # no error: NaN goes on
+        wide = torch.tensor([[0.0, 100.0], [50.0, 0.0]])
+        out = sinkhorn_knopp(wide, epsilon=0.05, check_range=False)  # range / epsilon = 2000 > 700: clamped
+        self.assertTrue(torch.isfinite(out).all())
+        torch.testing.assert_close(out.sum(1), torch.ones(2))
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ class TestAFiRe(unittest.TestCase):
             total.backward()
             opt.step()
             model.update_teacher(1.0)  # a still teacher keeps the targets fixed on this fixed batch
-            history.append({"total": total.item(), **parts})
+            history.append({"total": total.item(), **{k: float(v) for k, v in parts.items()}})
         keys = ("total", "structure", "restoration") + (("category",) if category_weight else ())
         for key in keys:
             self.assertLess(history[-1][key], 0.9 * history[0][key], key)
