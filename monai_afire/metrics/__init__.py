@@ -16,9 +16,11 @@ from .classification import (
 )
 from .cohesion import cohesion_metrics, evaluate_cohesion, token_anatomy_labels, token_embeddings
 from .localization import (
+    bootstrap_mean_difference,
     box_from_map,
     box_hits,
     check_boxes,
+    localization_case_scores,
     localization_markdown,
     localization_scores,
     pixel_auroc,
@@ -42,9 +44,11 @@ __all__ = [
     "evaluate_cohesion",
     "token_anatomy_labels",
     "token_embeddings",
+    "bootstrap_mean_difference",
     "box_from_map",
     "box_hits",
     "check_boxes",
+    "localization_case_scores",
     "localization_markdown",
     "localization_scores",
     "pixel_auroc",
