@@ -23,6 +23,7 @@ __all__ = [
     "pixel_auroc",
     "localization_case_scores",
     "localization_scores",
+    "localization_summary",
     "bootstrap_mean_difference",
     "localization_markdown",
     "write_localization_markdown",
@@ -231,6 +232,14 @@ def localization_scores(
         ``"all"`` row over every case; ``pixel_auroc`` is NaN where no mask is defined.
     """
     rows = localization_case_scores(maps, boxes, findings, masks, iou_thresholds, map_threshold, names, layout)
+    return localization_summary(rows, findings)
+
+
+def localization_summary(rows: Sequence[dict[str, float]], findings: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Average per-case rows (:func:`localization_case_scores`) per finding and over all cases, NaN values left out:
+    the table of :func:`localization_scores`."""
+    if len(rows) != len(findings):
+        raise ValueError(f"rows ({len(rows)}) and findings ({len(findings)}) must match.")
     per_case: dict[str, list[dict[str, float]]] = {}
     for row, finding in zip(rows, findings):
         per_case.setdefault(str(finding), []).append(row)
