@@ -408,8 +408,9 @@ def localisation_gap(
     (``benchmarks/evidence_study/maps.py``; nothing is chosen here): the lesion-prototype probability
     (:func:`monai_afire.inferers.lesion_probability`, laid on the image by
     :func:`monai_afire.inferers.token_values_to_image`) of the demo's ``network`` branch (its encoder and
-    prototype head), the same map of a randomly initialised model of the same shape (seed 0), and the raw-pixel
-    baseline :func:`monai_afire.apps.mean_film_maps` against the mean of the demo's normal pre-training films.
+    prototype head; the study read the student branch, the demo reads the teacher, the encoder it keeps), the same
+    map of a randomly initialised model of the same shape (seed 0), and the raw-pixel baseline
+    :func:`monai_afire.apps.mean_film_maps` against the mean of the demo's normal pre-training films.
     Scores: pixel AUROC and pointing game per case (:func:`monai_afire.metrics.localization_case_scores`), averaged
     as :func:`monai_afire.metrics.localization_scores` does, and paired bootstrap intervals over test patients of
     the AFiRe-minus-random and AFiRe-minus-pixels differences (:func:`monai_afire.metrics.bootstrap_mean_difference`).
