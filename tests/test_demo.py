@@ -71,11 +71,10 @@ class TestDemo(unittest.TestCase):
             self.assertTrue(all(math.isfinite(history[0][k]) for k in ("loss", "structure", "restoration")))
             self.assertGreater(history[0]["category"], 0.0)  # afire_plus.json: the lesion prototype is trained
 
-    @pytest.mark.slow
     def test_localisation_step_tiny(self):
         """The localisation step on a few films: with the demo's model replaced by the random model of the same seed,
-        the AFiRe - random gaps are exactly 0; the raw-pixel map is scored on the same cases. (Slow: the simulated
-        films' phantom is built in a fresh cache, about a minute on 2 busy cores.)"""
+        the AFiRe - random gaps are exactly 0; the raw-pixel map is scored on the same cases. (12 s on 2 cores, most
+        of it building the simulated films' phantom in a fresh cache.)"""
         from monai.bundle import ConfigParser
 
         parser = ConfigParser()
