@@ -13,7 +13,11 @@
    ``pydicom-data``, and the per-token anomaly maps of that film (clean and with synthetic lesions) overlaid;
 5. prints where each output is;
 6. probes the teacher encoder frozen: on held-out labelled films generated with another seed, a linear probe on its
-   pooled tokens next to the same probe on a random encoder of the same shape, and prints both AUROCs and the gap.
+   pooled tokens next to the same probe on a random encoder of the same shape, and prints both AUROCs and the gap;
+7. localises the simulated findings on the same held-out test films with no label (:func:`localisation_gap`): pixel
+   AUROC and pointing game of the teacher's lesion-probability map next to the same map of a random model of the
+   same shape and the raw-pixel map ``|film - mean normal film|`` (the evidence study's maps), with paired bootstrap
+   intervals of the differences over test patients.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ __all__ = [
     "demo_network",
     "ensure_simcxr",
     "export_teacher_encoder",
+    "localisation_gap",
+    "localisation_text",
     "main",
     "probe_gap",
     "run_pretraining",
@@ -266,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     print(f"[{time.time() - start:6.1f}s] figures written; probing the encoder on held-out films", flush=True)
     probe = probe_gap(out, args.probe_images)
+    localisation = localisation_gap(out, args.probe_images)
     rows = read_loss_history(history)
     first, last = rows[0], rows[-1]
     print(f"\nDemo finished in {time.time() - start:.0f} s. Epoch means, first -> last epoch:")
@@ -285,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         flush=True,
     )
     outputs["probe"] = probe
+    print("\n" + localisation_text(localisation), flush=True)
+    outputs["localisation"] = localisation
     return outputs
 
 
@@ -368,6 +377,146 @@ def probe_gap(
         "test_films": len(y_test),
         "pooling": pooling,
     }
+
+
+#: the label-free map of the evidence study's AFiRe + category term arm, chosen on validation
+#: (``benchmarks/results/evidence/choices.json``): the per-token lesion-prototype probability, upsampled
+LOCALISATION_MAP = "lesion_probability"
+#: the study's raw-pixel baseline map, ``|film - mean normal pre-training film|``, smoothed with this sigma (pixels)
+PIXEL_MAP_SIGMA = 2.0
+#: rows of the localisation table: key, description
+LOCALISATION_ROWS = (
+    ("afire", "AFiRe teacher, lesion probability"),
+    ("random", "random encoder + heads, same map"),
+    ("pixels", "raw pixels, |film - mean normal film|"),
+)
+
+
+def localisation_gap(
+    out_dir: str | Path,
+    num_images: int = 1000,
+    prevalence: float = 0.1,
+    seed: int = PROBE_SEED,
+    network: str = "teacher",
+    num_samples: int = 1000,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Label-free localisation of the simulated findings on the probe step's held-out test films (no label used).
+
+    The films of :func:`probe_gap` (``out_dir/probe_films``, its test split); one case per (film, finding) with a
+    mask (:func:`monai_afire.apps.localization_cases`). Three maps, as the evidence study defines them
+    (``benchmarks/evidence_study/maps.py``; nothing is chosen here): the lesion-prototype probability
+    (:func:`monai_afire.inferers.lesion_probability`, laid on the image by
+    :func:`monai_afire.inferers.token_values_to_image`) of the demo's ``network`` branch (its encoder and
+    prototype head; the study read the student branch, the demo reads the teacher, the encoder it keeps), the same
+    map of a randomly initialised model of the same shape (seed 0), and the raw-pixel baseline
+    :func:`monai_afire.apps.mean_film_maps` against the mean of the demo's normal pre-training films.
+    Scores: pixel AUROC and pointing game per case (:func:`monai_afire.metrics.localization_case_scores`), averaged
+    as :func:`monai_afire.metrics.localization_scores` does, and paired bootstrap intervals over test patients of
+    the AFiRe-minus-random and AFiRe-minus-pixels differences (:func:`monai_afire.metrics.bootstrap_mean_difference`).
+
+    Returns:
+        dict with ``maps`` (``{"afire" | "random" | "pixels": {"pixel_auroc", "pointing_game", "hit@0.3"}}``),
+        ``per_finding`` (``{map: {finding: pixel AUROC}}``), ``gaps`` (``{"afire-random" | "afire-pixels":
+        {"pixel_auroc" | "pointing_game": (point, low, high)}}``), ``cases``, ``films`` (films with a finding),
+        ``test_films``, ``network``, ``map`` and ``seconds``.
+    """
+    import torch
+    from monai.bundle import ConfigParser
+
+    from monai_afire.apps.localization import localization_cases, mean_film_maps, prepared_mask
+    from monai_afire.data import load_dataset
+    from monai_afire.data.simcxr_findings import FINDINGS
+    from monai_afire.inferers import lesion_probability, token_values_to_image
+    from monai_afire.metrics import bootstrap_mean_difference, localization_case_scores, localization_summary
+
+    start = time.time()
+    parser = ConfigParser()
+    parser.read_config(DEMO_CONFIGS)
+    size = int(parser["image_size"])
+    out_dir = Path(out_dir)
+    folder = ensure_simcxr(out_dir / "probe_films", num_images, size, seed=seed, prevalence=prevalence)
+    records, _ = load_dataset("simcxr", folder, split="test")
+    cases = localization_cases(records, FINDINGS, folder / "masks")
+    cases = [c for c in cases if c["mask"] is not None]
+    if not cases:
+        raise ValueError(f"localisation_gap: no test film of {folder} has a finding with a mask.")
+    films = list(dict.fromkeys(c["image"] for c in cases))
+    index = {f: i for i, f in enumerate(films)}
+    patient = {r["image"]: str(r["patient_id"]) for r in records}
+    # films generated at `size`: their boxes and masks are already on the model's grid
+    images = _prepared_films([{"image": f} for f in films], size).as_subclass(torch.Tensor)
+
+    model, _ = demo_network(out_dir)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        random_model = ConfigParser(parser.get()).get_parsed_content("network_def").eval()
+    pretrain, _ = load_dataset("simcxr", out_dir / "simcxr")
+    mean_film = _prepared_films(pretrain, size).as_subclass(torch.Tensor).mean(0, keepdim=True)
+
+    def lesion_map(net: Any) -> Any:
+        encoder = getattr(net, network).encoder
+        with torch.no_grad():
+            probs = [
+                lesion_probability(net, images[i : i + batch_size], network=network)
+                for i in range(0, len(images), batch_size)
+            ]
+        return token_values_to_image(torch.cat(probs), encoder.grid_size, (size, size))[:, 0]
+
+    maps = {"afire": lesion_map(model), "random": lesion_map(random_model)}
+    maps["pixels"] = mean_film_maps(images, mean_film, PIXEL_MAP_SIGMA)
+    masks = [prepared_mask(c["mask"], size) for c in cases]  # (H, W): maps are transposed to match
+    boxes = [c["boxes"] for c in cases]
+    findings = [c["finding"] for c in cases]
+    groups = [patient[c["image"]] for c in cases]
+    rows, summary, per_finding = {}, {}, {}
+    for name, m in maps.items():
+        case_maps = [m[index[c["image"]]].T.numpy() for c in cases]  # MONAI (x, y) -> (H, W)
+        rows[name] = localization_case_scores(case_maps, boxes, findings, masks)
+        scores = localization_summary(rows[name], findings)
+        summary[name] = {k: scores["all"][k] for k in ("pixel_auroc", "pointing_game", "hit@0.3")}
+        per_finding[name] = {f: scores[f]["pixel_auroc"] for f in FINDINGS if f in scores}
+    gaps = {}
+    for other in ("random", "pixels"):
+        gaps[f"afire-{other}"] = {
+            key: tuple(
+                float(v)
+                for v in bootstrap_mean_difference(
+                    [r[key] for r in rows["afire"]], [r[key] for r in rows[other]], groups, num_samples
+                )[:3]
+            )
+            for key in ("pixel_auroc", "pointing_game")
+        }
+    return {
+        "maps": summary,
+        "per_finding": per_finding,
+        "gaps": gaps,
+        "cases": len(cases),
+        "films": len(films),
+        "test_films": len(records),
+        "network": network,
+        "map": LOCALISATION_MAP,
+        "seconds": time.time() - start,
+    }
+
+
+def localisation_text(loc: dict[str, Any]) -> str:
+    """The table that :func:`main` prints for :func:`localisation_gap`'s result."""
+    lines = [
+        f"Label-free localisation of the simulated findings (no label used), {loc['cases']} (film, finding) cases "
+        f"in {loc['films']} of the {loc['test_films']} held-out test films ({loc['seconds']:.0f} s):",
+        f"  {'map':42s} {'pixel AUROC':>11s} {'pointing game':>14s}",
+    ]
+    for key, label in LOCALISATION_ROWS:
+        row = loc["maps"][key]
+        lines.append(f"  {label:42s} {row['pixel_auroc']:11.3f} {row['pointing_game']:14.3f}")
+    for other in ("random", "pixels"):
+        cells = []
+        for key in ("pixel_auroc", "pointing_game"):
+            point, low, high = loc["gaps"][f"afire-{other}"][key]
+            cells.append(f"{point:+.3f} [{low:+.3f}, {high:+.3f}]")
+        lines.append(f"  {'AFiRe - ' + other + ' (paired 95% CI, patients)':42s} {cells[0]:>11s}  {cells[1]}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

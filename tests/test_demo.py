@@ -7,8 +7,10 @@ from unittest import mock
 
 import matplotlib.image as mpimg
 import pytest
+import torch
 
 from monai_afire import demo
+from monai_afire.data.simcxr_findings import FINDINGS
 from monai_afire.visualize import read_loss_history
 
 
@@ -55,10 +57,50 @@ class TestDemo(unittest.TestCase):
             self.assertLessEqual(low, high)
             self.assertIn("random encoder, same shape", text)
             self.assertIn(f"{probe['random']:.3f}", text)
+            loc = outputs["localisation"]
+            self.assertEqual(loc["test_films"], probe["test_films"])  # the probe step's held-out test films
+            self.assertGreater(loc["cases"], 0)
+            for key in ("afire", "random", "pixels"):
+                self.assertTrue(0.0 <= loc["maps"][key]["pixel_auroc"] <= 1.0, loc)
+                self.assertIn(f"{loc['maps'][key]['pixel_auroc']:.3f}", text)
+            point = loc["gaps"]["afire-pixels"]["pixel_auroc"][0]
+            self.assertAlmostEqual(point, loc["maps"]["afire"]["pixel_auroc"] - loc["maps"]["pixels"]["pixel_auroc"])
+            self.assertIn("Label-free localisation", text)
             history = read_loss_history(outputs["loss history"])
             self.assertEqual(len(history), 1)
             self.assertTrue(all(math.isfinite(history[0][k]) for k in ("loss", "structure", "restoration")))
             self.assertGreater(history[0]["category"], 0.0)  # afire_plus.json: the lesion prototype is trained
+
+    def test_localisation_step_tiny(self):
+        """The localisation step on a few films: with the demo's model replaced by the random model of the same seed,
+        the AFiRe - random gaps are exactly 0; the raw-pixel map is scored on the same cases. (12 s on 2 cores, most
+        of it building the simulated films' phantom in a fresh cache.)"""
+        from monai.bundle import ConfigParser
+
+        parser = ConfigParser()
+        parser.read_config(demo.DEMO_CONFIGS)
+        torch.manual_seed(0)
+        same_as_random = parser.get_parsed_content("network_def").eval()
+        with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, {"MONAI_AFIRE_CACHE": tmp}):
+            out = Path(tmp) / "demo"
+            demo.ensure_simcxr(out / "simcxr", 6, prevalence=0.0)
+            with mock.patch.object(demo, "demo_network", return_value=(same_as_random, 128)):
+                loc = demo.localisation_gap(out, num_images=20, prevalence=0.5, num_samples=50)
+            text = demo.localisation_text(loc)
+        self.assertGreater(loc["cases"], 0)
+        self.assertLessEqual(loc["films"], loc["test_films"])
+        self.assertEqual(loc["maps"]["afire"], loc["maps"]["random"])
+        zero = (0.0, 0.0, 0.0)
+        self.assertEqual(loc["gaps"]["afire-random"], {"pixel_auroc": zero, "pointing_game": zero})
+        for key in ("afire", "pixels"):
+            self.assertTrue(0.0 <= loc["maps"][key]["pixel_auroc"] <= 1.0, loc)
+            self.assertTrue(set(loc["per_finding"][key]) <= set(FINDINGS))
+        point, low, high = loc["gaps"]["afire-pixels"]["pixel_auroc"]
+        self.assertAlmostEqual(point, loc["maps"]["afire"]["pixel_auroc"] - loc["maps"]["pixels"]["pixel_auroc"])
+        self.assertLessEqual(low, point)
+        self.assertLessEqual(point, high)
+        self.assertIn(f"{loc['maps']['pixels']['pixel_auroc']:.3f}", text)
+        self.assertIn("+0.000 [+0.000, +0.000]", text)
 
     def test_missing_film_names_the_package(self):
         with mock.patch("pydicom.data.get_testdata_file", return_value=None):

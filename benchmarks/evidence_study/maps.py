@@ -13,7 +13,6 @@ Maps (each (N, S, S), higher = more abnormal, in the films' MONAI layout):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from monai_afire.apps.localization import mean_film_maps as _mean_film_maps
+from monai_afire.apps.localization import smooth_maps as _smooth
 from monai_afire.metrics import cohesion_metrics, localization_scores, pixel_auroc, token_anatomy_labels
 from monai_afire.networks import token_values_to_image
 
@@ -36,16 +37,6 @@ __all__ = [
     "synthetic_lesion_auroc",
     "cohesion",
 ]
-
-
-def _smooth(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian smoothing of (N, 1, H, W) maps."""
-    radius = max(1, int(math.ceil(3 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=maps.dtype)
-    kernel = torch.exp(-(x**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    out = F.conv2d(F.pad(maps, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
 
 
 @torch.no_grad()
@@ -119,8 +110,9 @@ def mae_maps(model: nn.Module, images: torch.Tensor, batch_size: int = 64, round
 
 
 def mean_film_maps(images: torch.Tensor, mean_film: torch.Tensor, sigma: float = 2.0) -> dict[str, torch.Tensor]:
-    """``|film - mean normal film|``, smoothed (the label-free pixel baseline)."""
-    return {"mean_film": _smooth((images - mean_film).abs(), sigma)[:, 0]}
+    """``|film - mean normal film|``, smoothed (the label-free pixel baseline,
+    :func:`monai_afire.apps.localization.mean_film_maps`)."""
+    return {"mean_film": _mean_film_maps(images, mean_film, sigma)}
 
 
 def localisation_cases(split: Split, max_films: int) -> tuple[np.ndarray, list[tuple[int, int]]]:

@@ -18,7 +18,7 @@ from .classification import (
 )
 from .cohesion import anatomy_label_names, cohesion_records, cohesion_transforms, load_encoder, run_cohesion
 from .finetune import finetune_classifier, image_batches, predict_scores, train_classifier, training_prevalence
-from .localization import load_afire_model, localization_cases, run_localization
+from .localization import load_afire_model, localization_cases, mean_film_maps, run_localization, smooth_maps
 from .pretraining import check_batch_size, pretraining_records, pretraining_transforms
 from .probes import (
     POOL_MODES,
@@ -65,12 +65,14 @@ __all__ = [
     "load_afire_model",
     "load_encoder",
     "localization_cases",
+    "mean_film_maps",
     "pretraining_records",
     "pretraining_transforms",
     "read_class_names",
     "run_cohesion",
     "run_localization",
     "save_class_names",
+    "smooth_maps",
     "AttentionPoolingProbe",
     "LinearProbe",
     "POOL_MODES",

@@ -3,6 +3,7 @@ scored against ground-truth boxes (and masks of the simulated set), with a markd
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +28,14 @@ from monai_afire.networks import (
 from monai_afire.transforms import radiograph_transforms
 from monai_afire.visualize import TokenGradCAM, save_map_gallery
 
-__all__ = ["localization_cases", "prepared_mask", "load_afire_model", "run_localization"]
+__all__ = [
+    "localization_cases",
+    "prepared_mask",
+    "load_afire_model",
+    "run_localization",
+    "smooth_maps",
+    "mean_film_maps",
+]
 
 #: map names: the classifier's Grad-CAM, and the two label-free maps of an AFiRe model (``lesion_probability`` only
 #: for a model trained with the lesion prototype, the afire_pretrain bundle's ``afire_plus.json``).
@@ -77,6 +85,43 @@ def prepared_mask(path: str | os.PathLike, image_size: int) -> np.ndarray:
     top, left = (image_size - new_h) // 2, (image_size - new_w) // 2
     out[top : top + new_h, left : left + new_w] = resized.numpy() > 0.5
     return out
+
+
+def smooth_maps(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian smoothing of (N, 1, H, W) maps (separable kernel of radius ``ceil(3 sigma)``, replicated edges)."""
+    if maps.ndim != 4 or maps.shape[1] != 1:
+        raise ValueError(f"smooth_maps: maps must be (N, 1, H, W), got {tuple(maps.shape)}.")
+    if sigma <= 0:
+        raise ValueError(f"smooth_maps: sigma must be > 0, got {sigma}.")
+    radius = max(1, int(math.ceil(3 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=maps.dtype)
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    out = F.conv2d(F.pad(maps, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
+
+
+def mean_film_maps(images: torch.Tensor, mean_film: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
+    """The label-free raw-pixel baseline map: ``|film - mean normal film|``, Gaussian-smoothed (:func:`smooth_maps`).
+
+    What a learnt anomaly map must beat (the evidence study's ``mean_film`` map, ``benchmarks/evidence_study``).
+
+    Args:
+        images: prepared films (N, 1, H, W).
+        mean_film: the mean of prepared normal films, (1, 1, H, W) or (1, H, W).
+        sigma: Gaussian sigma in pixels.
+
+    Returns:
+        (N, H, W) maps, higher = further from the mean normal film.
+    """
+    if images.ndim != 4 or images.shape[1] != 1:
+        raise ValueError(f"mean_film_maps: images must be (N, 1, H, W), got {tuple(images.shape)}.")
+    mean_film = mean_film.reshape(1, 1, *mean_film.shape[-2:])
+    if mean_film.shape[-2:] != images.shape[-2:]:
+        raise ValueError(
+            f"mean_film_maps: mean film {tuple(mean_film.shape[-2:])} and images {tuple(images.shape[-2:])} differ."
+        )
+    return smooth_maps((images.float() - mean_film.float()).abs(), sigma)[:, 0]
 
 
 def load_afire_model(

@@ -12,6 +12,8 @@ from monai.data.box_utils import box_iou
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
+from .classification import BootstrapInterval, _check_bootstrap_args, _group_index, _interval
+
 __all__ = [
     "resized_boxes",
     "check_boxes",
@@ -19,7 +21,10 @@ __all__ = [
     "pointing_game",
     "box_hits",
     "pixel_auroc",
+    "localization_case_scores",
     "localization_scores",
+    "localization_summary",
+    "bootstrap_mean_difference",
     "localization_markdown",
     "write_localization_markdown",
 ]
@@ -160,6 +165,41 @@ def pixel_auroc(heatmap: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Ten
     return float(roc_auc_score(m.ravel(), arr.ravel()))
 
 
+def localization_case_scores(
+    maps: Sequence[np.ndarray | torch.Tensor],
+    boxes: Sequence[Sequence | np.ndarray],
+    findings: Sequence[str],
+    masks: Sequence[np.ndarray | torch.Tensor | None] | None = None,
+    iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+    map_threshold: float = 0.5,
+    names: Sequence[str] | None = None,
+    layout: str = "yx",
+) -> list[dict[str, float]]:
+    """Scores of each case (the rows :func:`localization_scores` averages), in the order of ``maps``.
+
+    Each row holds ``pointing_game`` (0 or 1), ``hit@<t>`` (0 or 1) per IoU level and ``pixel_auroc`` (NaN without a
+    mask); arguments and errors as :func:`localization_scores`. Use the rows for paired comparisons of two maps on
+    the same cases (:func:`bootstrap_mean_difference`).
+    """
+    if not (len(maps) == len(boxes) == len(findings)):
+        raise ValueError(f"maps ({len(maps)}), boxes ({len(boxes)}) and findings ({len(findings)}) must match.")
+    if masks is not None and len(masks) != len(maps):
+        raise ValueError(f"masks ({len(masks)}) and maps ({len(maps)}) must match.")
+    rows = []
+    for i, (heatmap, gt, finding) in enumerate(zip(maps, boxes, findings)):
+        label = f"case {i} ({names[i]}, {finding})" if names is not None else f"case {i} ({finding})"
+        if len(gt) == 0:
+            raise ValueError(f"{label}: no ground-truth box to score the map against.")
+        heatmap = _map2d(heatmap, label, layout)
+        row = {"pointing_game": float(pointing_game(heatmap, gt, label))}
+        for t, hit in box_hits(heatmap, gt, iou_thresholds, map_threshold, label).items():
+            row[f"hit@{t:g}"] = float(hit)
+        mask = None if masks is None else masks[i]
+        row["pixel_auroc"] = math.nan if mask is None else pixel_auroc(heatmap, _map2d(mask, label, layout))
+        rows.append(row)
+    return rows
+
+
 def localization_scores(
     maps: Sequence[np.ndarray | torch.Tensor],
     boxes: Sequence[Sequence | np.ndarray],
@@ -191,21 +231,17 @@ def localization_scores(
         ``{finding: {"cases": n, "pointing_game": rate, "hit@0.1": rate, ..., "pixel_auroc": mean}}`` and an
         ``"all"`` row over every case; ``pixel_auroc`` is NaN where no mask is defined.
     """
-    if not (len(maps) == len(boxes) == len(findings)):
-        raise ValueError(f"maps ({len(maps)}), boxes ({len(boxes)}) and findings ({len(findings)}) must match.")
-    if masks is not None and len(masks) != len(maps):
-        raise ValueError(f"masks ({len(masks)}) and maps ({len(maps)}) must match.")
+    rows = localization_case_scores(maps, boxes, findings, masks, iou_thresholds, map_threshold, names, layout)
+    return localization_summary(rows, findings)
+
+
+def localization_summary(rows: Sequence[dict[str, float]], findings: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Average per-case rows (:func:`localization_case_scores`) per finding and over all cases, NaN values left out:
+    the table of :func:`localization_scores`."""
+    if len(rows) != len(findings):
+        raise ValueError(f"rows ({len(rows)}) and findings ({len(findings)}) must match.")
     per_case: dict[str, list[dict[str, float]]] = {}
-    for i, (heatmap, gt, finding) in enumerate(zip(maps, boxes, findings)):
-        label = f"case {i} ({names[i]}, {finding})" if names is not None else f"case {i} ({finding})"
-        if len(gt) == 0:
-            raise ValueError(f"{label}: no ground-truth box to score the map against.")
-        heatmap = _map2d(heatmap, label, layout)
-        row = {"pointing_game": float(pointing_game(heatmap, gt, label))}
-        for t, hit in box_hits(heatmap, gt, iou_thresholds, map_threshold, label).items():
-            row[f"hit@{t:g}"] = float(hit)
-        mask = None if masks is None else masks[i]
-        row["pixel_auroc"] = math.nan if mask is None else pixel_auroc(heatmap, _map2d(mask, label, layout))
+    for row, finding in zip(rows, findings):
         per_case.setdefault(str(finding), []).append(row)
         per_case.setdefault("all", []).append(row)
     out: dict[str, dict[str, float]] = {}
@@ -218,6 +254,57 @@ def localization_scores(
             scores[key] = float(values.mean()) if values.size else math.nan
         out[finding] = scores
     return out
+
+
+def bootstrap_mean_difference(
+    values_a: Sequence[float] | np.ndarray,
+    values_b: Sequence[float] | np.ndarray,
+    groups: np.ndarray | Sequence | torch.Tensor | None = None,
+    num_samples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> BootstrapInterval:
+    """Paired bootstrap of ``mean(values_a) - mean(values_b)``: two methods scored on the same cases.
+
+    For per-case scores such as the rows of :func:`localization_case_scores` (pixel AUROC, pointing game) of two
+    maps on the same (image, finding) cases. Whole groups (patients) are resampled with replacement, the same draw
+    for both methods; a case whose value is NaN in either method is left out (point and replicates alike).
+
+    Args:
+        values_a: score of method a per case, shape (N,).
+        values_b: score of method b on the same cases, shape (N,).
+        groups: patient id of each case, shape (N,); None resamples cases.
+        num_samples: number of bootstrap replicates.
+        confidence: confidence level in (0, 1).
+        seed: seed of the resampling.
+
+    Returns:
+        :class:`~monai_afire.metrics.BootstrapInterval` ``(difference, low, high)`` (NaN when no case is defined).
+
+    Raises:
+        ValueError: values of different or bad shapes, bad groups, ``num_samples`` or ``confidence``.
+    """
+    _check_bootstrap_args(num_samples, confidence)
+    a = np.asarray(values_a, dtype=np.float64)
+    b = np.asarray(values_b, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"values_a {a.shape} and values_b {b.shape} must be 1-D, one value per case, and match.")
+    group = _group_index(groups, a.shape[0])
+    keep = ~(np.isnan(a) | np.isnan(b))
+    diff, group = (a - b)[keep], group[keep]
+    if diff.size == 0:
+        return BootstrapInterval(math.nan, math.nan, math.nan, num_groups=0, confidence=confidence)
+    _, group = np.unique(group, return_inverse=True)
+    num_groups = int(group.max()) + 1
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(num_groups, np.full(num_groups, 1.0 / num_groups), size=int(num_samples))
+    weights = counts[:, group].astype(np.float64)  # (B, N): times each case is drawn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reps = (weights @ diff) / weights.sum(1)
+    low, high, used = _interval(reps, confidence)
+    return BootstrapInterval(
+        float(diff.mean()), low, high, num_groups=num_groups, num_replicates=used, confidence=confidence
+    )
 
 
 def localization_markdown(scores: dict[str, dict[str, float]], digits: int = 3, title: str | None = None) -> str:

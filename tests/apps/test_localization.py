@@ -10,7 +10,7 @@ from parameterized import parameterized
 from PIL import Image
 
 from monai_afire.apps import load_afire_model, localization_cases, run_localization
-from monai_afire.apps.localization import prepared_mask
+from monai_afire.apps.localization import mean_film_maps, prepared_mask, smooth_maps
 from monai_afire.metrics.localization import resized_boxes
 from monai_afire.networks import AFiRe, AFiReClassifier, AFiReEncoder
 from tests.tiny import TmpDirTestCase
@@ -99,6 +99,37 @@ class TestLocalization(TmpDirTestCase):
         scores = run_localization([record], ["Mass"], 32, self.tmp / "out", afire_model=model)
         self.assertEqual(set(scores), {"lesion_probability", "residual"} if lesion_prototype else {"residual"})
         self.assertEqual((self.tmp / "out" / "localization_lesion_probability.md").exists(), lesion_prototype)
+
+
+class TestPixelBaselineMap(unittest.TestCase):
+    def test_smoothing_keeps_constants_and_mass(self):
+        flat = torch.full((2, 1, 16, 16), 3.0)
+        torch.testing.assert_close(smooth_maps(flat, 1.5), flat)
+        spot = torch.zeros(1, 1, 21, 21)
+        spot[0, 0, 10, 10] = 1.0
+        out = smooth_maps(spot, 1.0)
+        self.assertAlmostEqual(float(out.sum()), 1.0, places=5)  # the spot is far from the edges
+        self.assertEqual(int(out.flatten().argmax()), 10 * 21 + 10)
+        torch.testing.assert_close(out[0, 0], out[0, 0].T)  # isotropic
+        self.assertLess(float(out.max()), 0.2)  # spread over about 2 pi sigma^2 pixels
+        with self.assertRaisesRegex(ValueError, "sigma"):
+            smooth_maps(spot, 0.0)
+        with self.assertRaisesRegex(ValueError, r"\(N, 1, H, W\)"):
+            smooth_maps(spot[0], 1.0)
+
+    def test_mean_film_map_points_at_what_differs(self):
+        mean = torch.rand(1, 1, 24, 24, generator=torch.Generator().manual_seed(0))
+        films = mean.repeat(3, 1, 1, 1)
+        films[1, 0, 5:9, 14:18] += 0.5  # a bright finding
+        films[2, 0, 16:20, 3:7] -= 0.5  # a dark one counts the same
+        maps = mean_film_maps(films, mean[0])
+        self.assertEqual(tuple(maps.shape), (3, 24, 24))
+        self.assertEqual(float(maps[0].abs().max()), 0.0)
+        for i, (row, col) in ((1, (7, 16)), (2, (18, 5))):
+            r, c = divmod(int(maps[i].argmax()), 24)
+            self.assertLessEqual(max(abs(r - row), abs(c - col)), 1)
+        with self.assertRaisesRegex(ValueError, "differ"):
+            mean_film_maps(films, mean[..., :20])
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ def main(data_dir: str, ckpt_dir: str, out_file: str) -> None:
     @trainer.on(Events.ITERATION_COMPLETED)
     def _test_hooks(engine):  # registered before the run starts: before the checkpoint's savers and stop check
         if engine.state.iteration == pause_at:
+            Path(ckpt_dir).mkdir(parents=True, exist_ok=True)  # rank 0 creates it at its first save: maybe not yet
             Path(ckpt_dir, f"paused_rank{rank}").write_text(str(engine.state.iteration))
             deadline = time.monotonic() + 60
             while checkpoint.preemption.requested is None and time.monotonic() < deadline:

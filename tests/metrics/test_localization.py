@@ -12,11 +12,14 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from monai_afire.metrics import (
+    bootstrap_mean_difference,
     box_from_map,
     box_hits,
     check_boxes,
+    localization_case_scores,
     localization_markdown,
     localization_scores,
+    localization_summary,
     pixel_auroc,
     pointing_game,
     resized_boxes,
@@ -147,6 +150,54 @@ class TestLayoutAndResizing(unittest.TestCase):
         image = image[0]
         np.testing.assert_allclose(box, [4, 7, 8, 11])
         np.testing.assert_array_equal(box_from_map(image, layout="xy"), box)
+
+
+class TestCaseScoresAndPairedBootstrap(unittest.TestCase):
+    def test_case_rows_average_to_the_table(self):
+        perfect, missed = _perfect_map(), np.zeros((24, 32))
+        missed[20, 30] = 1.0  # maximum outside the box, below it
+        maps, boxes, findings = [perfect, missed, perfect], [[BOX]] * 3, ["a", "a", "b"]
+        masks = [perfect > 0, perfect > 0, None]
+        rows = localization_case_scores(maps, boxes, findings, masks)
+        self.assertEqual([r["pointing_game"] for r in rows], [1.0, 0.0, 1.0])
+        self.assertEqual(rows[0]["pixel_auroc"], 1.0)
+        self.assertTrue(math.isnan(rows[2]["pixel_auroc"]))
+        table = localization_scores(maps, boxes, findings, masks)
+        self.assertEqual(localization_summary(rows, findings), table)
+        self.assertEqual(table["a"]["pointing_game"], 0.5)
+        self.assertEqual(table["all"]["pixel_auroc"], np.mean([rows[0]["pixel_auroc"], rows[1]["pixel_auroc"]]))
+        with self.assertRaisesRegex(ValueError, "must match"):
+            localization_summary(rows, findings[:2])
+
+    def test_bootstrap_exact_on_constructed_values(self):
+        a = np.array([0.9, 0.8, 0.7, 0.6])
+        same = bootstrap_mean_difference(a, a, num_samples=50)
+        self.assertEqual(tuple(same), (0.0, 0.0, 0.0))
+        shifted = bootstrap_mean_difference(a, a - 0.25, groups=["p1", "p1", "p2", "p3"], num_samples=50)
+        np.testing.assert_allclose(tuple(shifted), (0.25, 0.25, 0.25))
+        self.assertEqual((shifted.num_groups, shifted.num_replicates), (3, 50))
+
+    def test_bootstrap_resamples_whole_patients(self):
+        # patient 1 has three cases with difference 1, patient 2 one case with difference 0
+        a, b, groups = [1.0, 1.0, 1.0, 0.0], [0.0] * 4, [1, 1, 1, 2]
+        diff = bootstrap_mean_difference(a, b, groups=groups, num_samples=400)
+        self.assertAlmostEqual(diff.point, 0.75)
+        # replicates {1, 1} -> 1, {1, 2} -> 3/4, {2, 2} -> 0 (a quarter of them): the 2.5% quantile is 0
+        self.assertEqual((diff.low, diff.high), (0.0, 1.0))
+        # resampling the cases instead, all four draws are the zero case in 0.4% of replicates only
+        self.assertGreaterEqual(bootstrap_mean_difference(a, b, num_samples=400).low, 0.25)
+
+    def test_bootstrap_leaves_out_undefined_cases_and_checks_input(self):
+        diff = bootstrap_mean_difference([0.5, math.nan, 0.9], [0.5, 0.1, 0.4], num_samples=20)
+        self.assertAlmostEqual(diff.point, 0.25)
+        self.assertEqual(diff.num_groups, 2)
+        self.assertTrue(math.isnan(bootstrap_mean_difference([math.nan], [0.1]).point))
+        with self.assertRaisesRegex(ValueError, "must be 1-D"):
+            bootstrap_mean_difference([0.1, 0.2], [0.1])
+        with self.assertRaisesRegex(ValueError, "groups"):
+            bootstrap_mean_difference([0.1, 0.2], [0.1, 0.3], groups=[1])
+        with self.assertRaisesRegex(ValueError, "num_samples"):
+            bootstrap_mean_difference([0.1], [0.1], num_samples=0)
 
 
 if __name__ == "__main__":
