@@ -2,7 +2,7 @@ PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 DEMO_DIR ?= outputs/demo
 
-.PHONY: install demo test test-fast lint benchmark
+.PHONY: install demo test test-fast lint benchmark verify
 
 install:
 	$(PIP) install -e ".[test,data]"
@@ -25,3 +25,14 @@ benchmark: install
 
 lint:
 	$(PYTHON) -m ruff check monai_afire tests benchmarks
+
+# MONAI's model-zoo checks of both bundles, offline: metadata against the schema the repository ships
+# (bundles/schema/metadata_schema.json), and network_def's input/output against the metadata's network_data_format
+BUNDLE_NAMES ?= afire_pretrain afire_cxr_classification
+verify:
+	for b in $(BUNDLE_NAMES); do \
+		$(PYTHON) -m monai.bundle verify_metadata --meta_file bundles/$$b/configs/metadata.json \
+			--filepath bundles/schema/metadata_schema.json && \
+		$(PYTHON) -m monai.bundle verify_net_in_out network_def --meta_file bundles/$$b/configs/metadata.json \
+			--config_file bundles/$$b/configs/inference.json --device cpu || exit 1; \
+	done

@@ -19,7 +19,7 @@ setup(
     # the repository's bundles/ folder is the source of truth; the package ships it as monai_afire/bundles
     packages=[*find_packages(include=["monai_afire", "monai_afire.*"]), "monai_afire.bundles"],
     package_dir={"monai_afire.bundles": "bundles"},
-    package_data={"monai_afire.bundles": ["*/configs/*.json", "*/configs/*.conf", "*/docs/*.md"]},
+    package_data={"monai_afire.bundles": ["*/configs/*.json", "*/configs/*.conf", "*/docs/*.md", "schema/*.json"]},
     install_requires=[
         "monai>=1.4",
         "torch>=2.4",
@@ -40,6 +40,9 @@ setup(
     extras_require={
         "test": ["pytest>=7", "pytest-xdist", "parameterized", "ruff", "nbformat", "nbclient", "ipykernel"],
         "data": ["pydicom-data"],
+        # experiment tracking of the bundles: --tracking mlflow, by default a local SQLite store <output_dir>/mlruns.db
+        # (MONAI's MLFlowHandler refuses file stores; the SQL store needs sqlalchemy and alembic)
+        "tracking": ["mlflow-skinny>=3", "sqlalchemy", "alembic"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

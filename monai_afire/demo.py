@@ -167,7 +167,7 @@ def export_teacher_encoder(out_dir: str | Path, image_size: int) -> Path:
         ckpt_file=str(models / "teacher_encoder.pt"),
         meta_file=str(CONFIGS / "metadata.json"),
         config_file=DEMO_CONFIGS,
-        key_in_ckpt="",
+        key_in_ckpt="model",  # the file describes itself: {"model": weights, "encoder_config": settings}
         use_trace=True,
         input_shape=[1, 1, image_size, image_size],
         bundle_root=str(BUNDLE_DIR),
@@ -262,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     outputs = {
         "simulated data": data,
         "checkpoint": latest_checkpoint(out / "models"),
-        "teacher encoder (state dict)": out / "models" / "teacher_encoder.pt",
+        "teacher encoder (weights)": out / "models" / "teacher_encoder.pt",
         "teacher encoder (TorchScript)": export_teacher_encoder(out, int(cfg["image_size"])),
         "loss history": history,
         "loss curves": plot_loss_curves(history, out / "loss_curves.png"),

@@ -1,9 +1,15 @@
 """The README's Quickstart, the Makefile and CI agree with each other."""
 
 import json
+import os
 import re
+import subprocess
+import sys
+import tempfile
 import unittest
 from pathlib import Path
+
+import pytest
 
 import monai_afire
 
@@ -69,3 +75,23 @@ class TestProject(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@pytest.mark.slow
+class TestMakeVerify(unittest.TestCase):
+    """Issue 12, finding 7: `make verify` checks both bundles offline, with the schema the repository ships."""
+
+    def test_make_verify_offline_in_a_fresh_copy(self):
+        from tests.test_docs import make_sandbox
+
+        with tempfile.TemporaryDirectory() as folder:
+            root = make_sandbox(Path(folder))
+            env = {**os.environ, "PYTHONPATH": str(root)}
+            done = subprocess.run(["make", "verify", f"PYTHON={sys.executable}"], cwd=root, env=env,
+                                  capture_output=True, text=True, timeout=600)  # fmt: skip
+        output = done.stdout + done.stderr
+        self.assertEqual(done.returncode, 0, output[-3000:])
+        self.assertEqual(output.count("metadata is verified with no error."), 2, output[-3000:])
+        self.assertNotIn("Downloading", output)  # the shipped schema, never MONAI's download
+        for name in ("afire_pretrain", "afire_cxr_classification"):
+            self.assertIn(f"bundles/{name}/configs/inference.json", output)

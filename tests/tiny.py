@@ -27,6 +27,7 @@ __all__ = [
     "CLASSIFICATION_CONFIGS",
     "ENCODER",
     "IMAGE",
+    "METADATA_SCHEMA_FILE",
     "PRETRAIN_CONFIGS",
     "TmpDirTestCase",
     "error_messages",
@@ -45,6 +46,8 @@ PROTOTYPES = 8
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 PRETRAIN_CONFIGS = BUNDLES / "afire_pretrain" / "configs"
 CLASSIFICATION_CONFIGS = BUNDLES / "afire_cxr_classification" / "configs"
+#: the offline schema of the bundles' metadata that the repository ships
+METADATA_SCHEMA_FILE = BUNDLES / "schema" / "metadata_schema.json"
 
 #: a tiny encoder and AFiRe head/decoder (16 tokens of 8 x 8 pixels on 32 x 32 films)
 ENCODER = {"arch": "vit_tiny", "img_size": 32, "patch_size": 8, "hidden_size": 32, "num_layers": 2, "num_heads": 2}

@@ -6,12 +6,15 @@ from __future__ import annotations
 from .bundles import BUNDLES, bundle_dir
 from .classification import (
     CLASSIFICATION_DATASETS,
+    check_trained_model,
     classification_splits,
     classification_transforms,
     inference_records,
     label_prevalence,
     read_class_names,
+    read_model_config,
     save_class_names,
+    save_model_config,
 )
 from .cohesion import anatomy_label_names, cohesion_records, cohesion_transforms, load_encoder, run_cohesion
 from .finetune import finetune_classifier, image_batches, predict_scores, train_classifier, training_prevalence
@@ -27,11 +30,30 @@ from .probes import (
     pool_tokens,
     select_knn_k,
 )
+from .summaries import (
+    classification_summary,
+    evaluation_summary,
+    inference_summary,
+    pretraining_summary,
+    report_summary,
+    split_sizes,
+    token_inference_summary,
+)
 
 __all__ = [
     "BUNDLES",
     "bundle_dir",
     "CLASSIFICATION_DATASETS",
+    "check_trained_model",
+    "classification_summary",
+    "evaluation_summary",
+    "inference_summary",
+    "pretraining_summary",
+    "read_model_config",
+    "report_summary",
+    "save_model_config",
+    "split_sizes",
+    "token_inference_summary",
     "anatomy_label_names",
     "check_batch_size",
     "classification_splits",

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 from monai_afire.data import load_chestxray14
 from monai_afire.handlers.cohesion import write_cohesion_report
 from monai_afire.metrics import evaluate_cohesion
-from monai_afire.networks import AFiReEncoder, load_pretrained_encoder
+from monai_afire.networks import AFiReEncoder, load_pretrained_encoder, resolve_encoder_config
 from monai_afire.transforms import radiograph_transforms
 
 __all__ = [
@@ -70,14 +70,23 @@ def anatomy_label_names(dataset_dir: str | os.PathLike) -> dict[int, str] | None
     return dict(enumerate(json.loads(meta.read_text()).get("anatomy_labels", [])))
 
 
-def load_encoder(checkpoint: str | os.PathLike | Mapping[str, Any] | None, **encoder_kwargs: Any) -> AFiReEncoder:
+def load_encoder(
+    checkpoint: str | os.PathLike | Mapping[str, Any] | None,
+    encoder_defaults: Mapping[str, Any] | None = None,
+    **encoder_kwargs: Any,
+) -> AFiReEncoder:
     """An :class:`~monai_afire.networks.AFiReEncoder` with the teacher weights of a pre-training checkpoint (strict:
     every weight must fit), or at random when ``checkpoint`` is None.
 
+    The architecture is the one saved in the checkpoint (see :func:`~monai_afire.networks.resolve_encoder_config`);
+    ``encoder_kwargs`` that are not None must agree with it; ``encoder_defaults`` apply without saved settings.
+
     Raises:
-        ValueError: the checkpoint is not an encoder of the configured size (names the weights).
+        ValueError: the checkpoint is not an encoder of the configured size (names the weights), or a setting
+            disagrees with the checkpoint's.
     """
-    encoder = AFiReEncoder(**encoder_kwargs)
+    config = resolve_encoder_config(checkpoint, defaults=encoder_defaults, owner="load_encoder", **encoder_kwargs)
+    encoder = AFiReEncoder(**config)
     if checkpoint is not None:
         try:
             load_pretrained_encoder(checkpoint, encoder, strict=True)

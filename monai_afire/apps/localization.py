@@ -13,11 +13,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tqdm import tqdm
 
 from monai_afire.inferers.anomaly_maps import anomaly_maps
 from monai_afire.metrics import write_localization_markdown
 from monai_afire.metrics.localization import localization_scores, resized_boxes
-from monai_afire.networks import AFiRe, AFiReEncoder, checkpoint_has_lesion_prototype, load_afire_checkpoint
+from monai_afire.networks import (
+    AFiRe,
+    AFiReEncoder,
+    checkpoint_has_lesion_prototype,
+    load_afire_checkpoint,
+    resolve_encoder_config,
+)
 from monai_afire.transforms import radiograph_transforms
 from monai_afire.visualize import TokenGradCAM, save_map_gallery
 
@@ -118,10 +125,14 @@ def mean_film_maps(images: torch.Tensor, mean_film: torch.Tensor, sigma: float =
 
 
 def load_afire_model(
-    checkpoint: str | os.PathLike | None, encoder_kwargs: dict[str, Any], **afire_kwargs: Any
+    checkpoint: str | os.PathLike | None,
+    encoder_kwargs: dict[str, Any],
+    encoder_defaults: dict[str, Any] | None = None,
+    **afire_kwargs: Any,
 ) -> AFiRe | None:
-    """Build :class:`~monai_afire.networks.AFiRe` (``AFiReEncoder(**encoder_kwargs)``, ``afire_kwargs``) and load a
-    pre-training checkpoint into it; None when ``checkpoint`` is None (no label-free maps).
+    """Build :class:`~monai_afire.networks.AFiRe` (its encoder from the settings saved in the checkpoint, else from
+    ``encoder_defaults``, with the ``encoder_kwargs`` that are not None on top; ``afire_kwargs`` for the head and
+    decoder) and load a pre-training checkpoint into it; None when ``checkpoint`` is None (no label-free maps).
 
     Without ``lesion_prototype`` in ``afire_kwargs`` the model gets one exactly when the checkpoint has one
     (:func:`~monai_afire.networks.checkpoint_has_lesion_prototype`), so checkpoints of both recipes load.
@@ -129,7 +140,8 @@ def load_afire_model(
     if checkpoint is None:
         return None
     afire_kwargs.setdefault("lesion_prototype", checkpoint_has_lesion_prototype(checkpoint))
-    model = AFiRe(AFiReEncoder(**encoder_kwargs), **afire_kwargs)
+    config = resolve_encoder_config(checkpoint, defaults=encoder_defaults, owner="load_afire_model", **encoder_kwargs)
+    model = AFiRe(AFiReEncoder(**config), **afire_kwargs)
     return load_afire_checkpoint(model, checkpoint)
 
 
@@ -197,7 +209,7 @@ def run_localization(
     maps: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     images, boxes, masks, findings, names = [], [], [], [], []
     cached: dict[str, dict[str, np.ndarray]] = {}
-    for case in cases:
+    for case in tqdm(cases, desc="localisation maps", unit="case", disable=len(cases) < 2):
         image = prepare({"image": case["image"]})["image"]
         width, height = (int(v) for v in image.meta["spatial_shape"][:2])
         boxes.append(resized_boxes(case["boxes"], (width, height), image_size, name=case["image"]))

@@ -21,31 +21,43 @@ def check_batch_size(num_images: int, batch_size: int, world_size: int = 1, drop
         )
 
 
-def pretraining_records(dataset_dir: str | Path, reader: str = "folder", **reader_kwargs: Any) -> list[dict[str, Any]]:
+def pretraining_records(
+    dataset_dir: str | Path,
+    reader: str = "folder",
+    check_images: bool = False,
+    skip_unreadable: bool = False,
+    **reader_kwargs: Any,
+) -> list[dict[str, Any]]:
     """Image records (dicts with ``"image"``) for pre-training; labels are ignored.
 
     Args:
         dataset_dir: a folder of radiographs (PNG/JPEG/DICOM/NIfTI, searched recursively) for ``reader="folder"``, or
             the root of a data set for a named reader of :func:`monai_afire.data.load_dataset` (``"chestxray14"``,
-            ``"simcxr"``, ``"chexpert"``, ...).
+            ``"simcxr"``, ``"chexpert"``, ``"mimic"``, ``"rsna"``, ``"vindr"``; for ``"csv"`` the CSV file, with
+            ``image_column`` in ``reader_kwargs``).
         reader: ``"folder"`` or a data set name.
+        check_images: check every file up front (it exists and its header reads) and name all the bad ones.
+        skip_unreadable: with ``check_images``, leave unreadable files out (counted in the log) instead of stopping.
         reader_kwargs: arguments of the reader (e.g. ``split``).
 
     Raises:
         FileNotFoundError: ``dataset_dir`` does not exist.
-        ValueError: it holds no image.
+        ValueError: it holds no image, or (with ``check_images``) some images are unreadable (each named).
     """
-    from monai_afire.data import load_dataset
+    from monai_afire.data import check_records, load_dataset, reader_kwargs_for_check
 
     root = Path(str(dataset_dir)).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"dataset_dir {root} does not exist; pass --dataset_dir with a folder of radiographs.")
     if root.is_dir() and not any(root.iterdir()):
         raise ValueError(f"dataset_dir {root} is empty; it must hold radiographs (PNG, JPEG, DICOM or NIfTI).")
-    records, _ = load_dataset(reader, root, **reader_kwargs)
+    records, _ = load_dataset(reader, root, **reader_kwargs_for_check(reader, reader_kwargs, check_images))
     if not records:
         raise ValueError(f"dataset_dir {root} gave no image with reader {reader!r}.")
-    return [{"image": r["image"]} for r in records]
+    records = [{"image": r["image"]} for r in records]
+    if check_images:
+        records = check_records(records, skip_unreadable, what=f"data set at {root}")
+    return records
 
 
 def pretraining_transforms(image_size: int = 224, **lesion_kwargs: Any) -> Compose:

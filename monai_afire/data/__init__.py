@@ -3,6 +3,7 @@ datasets."""
 
 from __future__ import annotations
 
+from .checks import check_image_file, check_records, find_unreadable, reader_kwargs_for_check
 from .datasets import (
     CHESTXRAY14_CLASSES,
     CHEXPERT_ALL_CLASSES,
@@ -10,6 +11,7 @@ from .datasets import (
     IMAGE_EXTENSIONS,
     RSNA_CLASSES,
     VINDR_CLASSES,
+    dataset_reader,
     load_chestxray14,
     load_chexpert,
     load_csv_dataset,
@@ -46,10 +48,15 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "RSNA_CLASSES",
     "VINDR_CLASSES",
+    "check_image_file",
+    "check_records",
+    "reader_kwargs_for_check",
+    "find_unreadable",
     "load_chestxray14",
     "load_chexpert",
     "load_csv_dataset",
     "load_dataset",
+    "dataset_reader",
     "load_image_folder",
     "load_mimic_cxr",
     "load_rsna_pneumonia",

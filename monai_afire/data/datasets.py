@@ -35,6 +35,7 @@ __all__ = [
     "load_csv_dataset",
     "load_image_folder",
     "load_dataset",
+    "dataset_reader",
 ]
 
 CHESTXRAY14_CLASSES: tuple[str, ...] = (
@@ -520,7 +521,7 @@ def load_mimic_cxr(
 def load_csv_dataset(
     csv_path: str | os.PathLike,
     image_column: str,
-    label_columns: Sequence[str],
+    label_columns: Sequence[str] = (),
     root: str | os.PathLike | None = None,
     patient_column: str | None = None,
     check_files: bool = True,
@@ -530,7 +531,8 @@ def load_csv_dataset(
     Args:
         csv_path: the CSV file.
         image_column: column with image paths, relative to ``root`` (default: the CSV's folder) or absolute.
-        label_columns: columns holding the labels (numbers; blank is 0); they become ``classes``.
+        label_columns: columns holding the labels (numbers; blank is 0); they become ``classes``. Empty (the default)
+            for unlabelled images (pre-training).
         root: base folder for relative paths.
         patient_column: optional column for ``patient_id``; default the image path.
         check_files: raise if an image is missing.
@@ -621,9 +623,18 @@ def load_dataset(name: str, root: str | os.PathLike, **kwargs: Any) -> tuple[lis
     """Dispatch to a reader by name: ``simcxr``, ``chestxray14`` (alias ``nih``), ``chexpert``, ``rsna``,
     ``vindr``, ``mimic``, ``folder`` or ``csv`` (for ``csv``, ``root`` is the CSV file and ``image_column`` /
     ``label_columns`` are required keyword arguments)."""
+    return dataset_reader(name)(root, **kwargs)
+
+
+def dataset_reader(name: str) -> Callable[..., tuple[list[dict[str, Any]], list[str]]]:
+    """The reader function that :func:`load_dataset` calls for ``name`` (to see which arguments it takes).
+
+    Raises:
+        ValueError: ``name`` is not a known reader.
+    """
     key = name.lower()
     if key == "csv":
-        return load_csv_dataset(root, **kwargs)
+        return load_csv_dataset
     if key not in _READERS:
         raise ValueError(f"Unknown dataset {name!r}; expected one of {sorted([*_READERS, 'csv'])}.")
-    return _READERS[key](root, **kwargs)
+    return _READERS[key]

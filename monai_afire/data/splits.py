@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 __all__ = ["holdout_split", "label_fraction_split", "write_split_list", "read_split_list"]
+
+
+def _check_records(records: Any, caller: str) -> None:
+    """Refuse anything but a sequence of record dicts, naming the usual slip: passing ``load_dataset``'s pair."""
+    if isinstance(records, tuple) and len(records) == 2 and all(isinstance(c, str) for c in records[1]):
+        raise TypeError(
+            f"{caller}: got a (records, classes) pair; load_dataset returns both, so unpack it first: "
+            "records, classes = load_dataset(...)"
+        )
+    for i, rec in enumerate(records):
+        if not isinstance(rec, Mapping):
+            raise TypeError(f"{caller}: records[{i}] is a {type(rec).__name__}, expected a record dict.")
 
 
 def _groups(records: Sequence[dict[str, Any]], group_by: str | None) -> dict[Any, list[int]]:
@@ -53,6 +65,7 @@ def label_fraction_split(
     """
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
+    _check_records(records, "label_fraction_split")
     if not records:
         raise ValueError("label_fraction_split got no records.")
     groups = _groups(records, group_by)
@@ -132,6 +145,7 @@ def holdout_split(
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"holdout_split: fraction must be in [0, 1), got {fraction}.")
+    _check_records(records, "holdout_split")
     keys = [r.get(group_by, f"__record_{i}") for i, r in enumerate(records)]
     patients = sorted(set(map(str, keys)))
     count = int(round(fraction * len(patients)))

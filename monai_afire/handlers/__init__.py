@@ -4,7 +4,15 @@ NaN guard, seeding, loss history, checkpoints, preemption, teacher export, class
 from __future__ import annotations
 
 from .checkpoint import PretrainCheckpoint, latest_checkpoint
-from .classification import AUROCReport, MeanROCAUC, ProbabilityCSVWriter
+from .classification import (
+    UNDEFINED,
+    AUROCReport,
+    MeanROCAUC,
+    ProbabilityCSVWriter,
+    defined_metric_is_better,
+    format_metric,
+    log_epoch_metrics,
+)
 from .cohesion import CohesionReport
 from .loss_history import LossHistory
 from .nan_guard import NonFiniteLossError, NonFiniteLossGuard
@@ -33,8 +41,12 @@ __all__ = [
     "TeacherEncoderSaver",
     "TrainingPreempted",
     "WeightDecaySchedule",
+    "UNDEFINED",
+    "defined_metric_is_better",
+    "format_metric",
     "exit_if_preempted",
     "latest_checkpoint",
+    "log_epoch_metrics",
     "save_teacher_encoder",
     "scaled_learning_rate",
 ]

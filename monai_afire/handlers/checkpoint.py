@@ -14,6 +14,7 @@ import torch.nn as nn
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 
+from monai_afire.networks.pretrained import ENCODER_CONFIG_KEY, EncoderConfigState
 from monai_afire.utils.distributed import get_rank
 from monai_afire.utils.wrappers import unwrap_model
 
@@ -49,7 +50,8 @@ class PretrainCheckpoint:
     resume from the newest checkpoint at start, also part-way through an epoch.
 
     A checkpoint (``{checkpoint_dir}/afire_checkpoint_<iteration>.pt``) holds ``model`` (the AFiRe state dict:
-    student, teacher (the EMA), decoder), ``optimizer``, ``loss`` (the prototype state), ``trainer`` (Ignite's engine
+    student, teacher (the EMA), decoder), ``encoder_config`` (the encoder's settings, so the file describes itself;
+    checked on resume), ``optimizer``, ``loss`` (the prototype state), ``trainer`` (Ignite's engine
     state: iteration, epoch length, and the state entries handlers register, e.g. the partial epoch sums of
     :class:`LossHistory`), ``rng`` (Python, NumPy, torch and CUDA RNG states) and ``scaler`` (fp16 AMP). Only rank 0
     writes, atomically (a temporary file of the folder renamed into place), so a kill during the write leaves the
@@ -109,6 +111,7 @@ class PretrainCheckpoint:
             raise ValueError(f"PretrainCheckpoint: save_every_iterations must be >= 0, got {save_every_iterations}.")
         self.checkpoint_dir = Path(checkpoint_dir)
         self.objects: dict[str, Any] = {"model": unwrap_model(model), "optimizer": optimizer, "rng": RNGStates()}
+        self.objects[ENCODER_CONFIG_KEY] = EncoderConfigState(model)  # the encoder's settings, checked on resume
         if loss_function is not None:
             self.objects["loss"] = loss_function
         self.save_interval, self.resume, self.map_location = int(save_interval), resume, map_location
@@ -174,7 +177,9 @@ class PretrainCheckpoint:
             Checkpoint.load_objects(to_load=to_load, checkpoint=state)
         except RuntimeError as e:
             raise ValueError(
-                f"PretrainCheckpoint: {path} does not match this model/optimiser (another architecture?): {e}"
+                f"PretrainCheckpoint: {path} does not match this model/optimiser: it was written by another run "
+                f"(another architecture or recipe?) and this run would resume from it: {e}\nResume it with its "
+                "own settings, or start this run in another folder (--bundle_root or --ckpt_dir)."
             ) from e
         engine.state.max_epochs = max_epochs
         self.resumed_from = path

@@ -18,12 +18,54 @@ from monai.metrics import ROCAUCMetric
 from monai_afire.metrics import AUROCResult, multilabel_auroc, write_auroc_csv, write_auroc_markdown
 
 __all__ = [
+    "UNDEFINED",
     "DefinedClassesROCAUCMetric",
+    "format_metric",
+    "defined_metric_is_better",
+    "log_epoch_metrics",
     "MeanROCAUC",
     "AUROCReport",
     "ProbabilityCSVWriter",
     "image_names",
 ]
+
+
+#: how an undefined metric (NaN: every class had one label value only) is shown.
+UNDEFINED = "undefined (one class)"
+
+
+def format_metric(value: Any, digits: int = 4) -> str:
+    """A metric value for the console: ``digits`` decimals, or ``"undefined (one class)"`` for NaN (an AUROC with
+    only positives or only negatives); non-numbers as ``str``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return UNDEFINED if math.isnan(number) else f"{number:.{digits}f}"
+
+
+def defined_metric_is_better(current: float, best: float) -> bool:
+    """``metric_cmp_fn`` of MONAI's evaluators for metrics that may be undefined (NaN): an undefined value never
+    counts as an improvement, and any defined value beats an undefined best. MONAI's default (``current > best``)
+    would keep a first-epoch NaN as the best forever, since no number is greater than NaN."""
+    if math.isnan(float(current)):
+        return False
+    return math.isnan(float(best)) or float(current) > float(best)
+
+
+def log_epoch_metrics(engine: Engine) -> None:
+    """``StatsHandler(epoch_print_logger=...)`` for evaluators: the epoch's metrics and the key metric's best value so
+    far, with undefined values written out as ``"undefined (one class)"`` instead of a number that looks like one."""
+    metrics = engine.state.metrics or {}
+    if metrics:
+        text = "  ".join(f"{name}: {format_metric(metrics[name])}" for name in sorted(metrics))
+        engine.logger.info(f"Epoch[{engine.state.epoch}] Metrics -- {text}")
+    name = getattr(engine.state, "key_metric_name", None)
+    if name is not None and getattr(engine.state, "best_metric_epoch", -1) >= 0:
+        engine.logger.info(
+            f"Key metric: {name} best value: {format_metric(engine.state.best_metric)} "
+            f"at epoch: {engine.state.best_metric_epoch}"
+        )
 
 
 class DefinedClassesROCAUCMetric(ROCAUCMetric):

@@ -1,4 +1,4 @@
-"""Save the teacher encoder (the network kept after pre-training) as a bare state dict when training completes."""
+"""Save the teacher encoder (the network kept after pre-training) with its settings when training completes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 from ignite.engine import Engine, Events
 
+from monai_afire.networks.pretrained import encoder_checkpoint
 from monai_afire.utils.distributed import get_rank
 from monai_afire.utils.wrappers import unwrap_model
 
@@ -17,14 +18,16 @@ __all__ = ["TeacherEncoderSaver", "save_teacher_encoder"]
 
 
 def save_teacher_encoder(model: nn.Module, path: str | Path) -> Path:
-    """Write ``model.teacher_encoder().state_dict()`` to ``path`` atomically (temporary file, then rename).
+    """Write the teacher encoder to ``path`` atomically (temporary file, then rename).
 
-    The file loads into ``AFiReEncoder(**config)`` directly, into :func:`monai_afire.networks.load_pretrained_encoder`,
-    and into ``python -m monai.bundle ckpt_export --net_id encoder --ckpt_file <path>``.
+    The file is self-describing: ``{"model": teacher encoder state dict, "encoder_config": its settings}`` (see
+    :func:`monai_afire.networks.encoder_checkpoint`; plain tensors, numbers and strings, so it loads with
+    ``weights_only=True``). ``load_pretrained_encoder(path)`` builds the encoder from it without further settings;
+    ``python -m monai.bundle ckpt_export network_def --ckpt_file <path> --key_in_ckpt model`` exports it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = unwrap_model(model).teacher_encoder().state_dict()
+    state = encoder_checkpoint(unwrap_model(model).teacher_encoder())
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:

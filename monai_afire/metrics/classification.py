@@ -555,7 +555,7 @@ def per_class_bootstrap(
 
 
 def _fmt(v: float, digits: int) -> str:
-    return "undefined" if math.isnan(v) else f"{v:.{digits}f}"
+    return "undefined (one class)" if math.isnan(v) else f"{v:.{digits}f}"
 
 
 def _rows(result: AUROCResult) -> list[tuple[str, float, float, float]]:

@@ -7,13 +7,21 @@ from monai_afire.utils.deprecation import moved_modules, moved_names
 from .afire import AFiRe, EncoderWithHead
 from .classifier import AFiReClassifier, build_classifier
 from .decoder import AnomalyRemovalDecoder
-from .encoder import VIT_PRESETS, AFiReEncoder
+from .encoder import VIT_PRESETS, AFiReEncoder, AFiReFeatureMap
 from .position_embedding import sincos_position_embedding
 from .pretrained import (
+    ARCHITECTURE_KEYS,
+    ENCODER_CONFIG_KEY,
+    EncoderConfigState,
     checkpoint_has_lesion_prototype,
+    encoder_checkpoint,
+    encoder_config,
     extract_encoder_state_dict,
+    input_size,
     load_afire_checkpoint,
     load_pretrained_encoder,
+    read_encoder_config,
+    resolve_encoder_config,
 )
 from .prototype_head import SpatialPrototypeHead
 from .transformer import transformer_blocks
@@ -23,6 +31,15 @@ __all__ = [
     "AFiReClassifier",
     "build_classifier",
     "AFiReEncoder",
+    "AFiReFeatureMap",
+    "ARCHITECTURE_KEYS",
+    "ENCODER_CONFIG_KEY",
+    "EncoderConfigState",
+    "encoder_checkpoint",
+    "encoder_config",
+    "input_size",
+    "read_encoder_config",
+    "resolve_encoder_config",
     "AnomalyRemovalDecoder",
     "EncoderWithHead",
     "SpatialPrototypeHead",

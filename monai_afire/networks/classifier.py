@@ -14,7 +14,7 @@ from monai.networks.layers import trunc_normal_
 from monai_afire.utils.deprecation import moved_names
 
 from .encoder import AFiReEncoder
-from .pretrained import load_pretrained_encoder
+from .pretrained import NO_CONFIG_HINT, load_pretrained_encoder, read_encoder_config, resolve_encoder_config
 
 __all__ = ["AFiReClassifier", "prior_log_odds", "build_classifier"]
 
@@ -45,6 +45,8 @@ class AFiReClassifier(nn.Module):
         logits = model(torch.rand(2, 1, 224, 224))  # (2, 14)
     """
 
+    __constants__ = ["encoder_has_encode"]  # TorchScript compiles only the branch of the encoder in use
+
     def __init__(
         self,
         encoder: AFiReEncoder,
@@ -64,6 +66,7 @@ class AFiReClassifier(nn.Module):
         if pooling == "cls" and not getattr(encoder, "class_token", False):
             raise ValueError("AFiReClassifier: pooling='cls' needs an encoder built with class_token=True.")
         self.encoder = encoder
+        self.encoder_has_encode = callable(getattr(encoder, "encode", None))
         self.num_classes = int(num_classes)
         self.pooling = pooling
         self.mode = mode
@@ -87,7 +90,14 @@ class AFiReClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled image features (B, D)."""
-        out = self.encoder(x)
+        if self.encoder_has_encode:  # AFiReEncoder: one TorchScript-friendly call
+            tokens, cls_token = self.encoder.encode(x)
+            if self.pooling == "cls":
+                if cls_token is None:
+                    raise ValueError("AFiReClassifier: pooling='cls' needs an encoder built with class_token=True.")
+                return cls_token
+            return tokens.mean(dim=1)
+        out = self.encoder(x)  # any other token network: (B, L, D), or (tokens, class token)
         if self.pooling == "cls":
             return out[1]
         tokens = out[0] if isinstance(out, tuple) else out
@@ -131,14 +141,20 @@ def build_classifier(
     mode: str = "finetune",
     dropout: float = 0.0,
     class_prior: Sequence[float] | torch.Tensor | None = None,
+    encoder_defaults: Mapping[str, Any] | None = None,
     **encoder_kwargs: Any,
 ) -> AFiReClassifier:
     """Build an :class:`AFiReClassifier`, its encoder initialised from an AFiRe checkpoint or at random.
 
+    The encoder's architecture comes from the settings saved in ``checkpoint`` (files written by monai-afire 0.2 or
+    later describe themselves); ``encoder_kwargs`` that are not None override them, and an architecture setting that
+    disagrees with the checkpoint's is an error naming both. Without saved settings (random init, or a bare state
+    dict) the architecture is ``encoder_defaults`` updated with ``encoder_kwargs``.
+
     Args:
         num_classes: number of outputs.
-        checkpoint: AFiRe training checkpoint, AFiRe state dict or encoder state dict (path or dict); needed when
-            ``init="pretrained"``. The teacher encoder is loaded (see ``load_pretrained_encoder``).
+        checkpoint: AFiRe training checkpoint, teacher encoder file, AFiRe state dict or encoder state dict (path or
+            dict); needed when ``init="pretrained"``. The teacher encoder is loaded (see ``load_pretrained_encoder``).
         init: ``"pretrained"`` or ``"random"``.
         pooling: ``"cls"`` or ``"mean"``; ``"cls"`` turns on the encoder's class token (fresh, as AFiRe pre-trains
             without one, unless the checkpoint holds it).
@@ -146,12 +162,15 @@ def build_classifier(
         dropout: dropout before the head.
         class_prior: per-class positive fraction of the training labels (e.g.
             :func:`~monai_afire.apps.label_prevalence`); the head's bias starts at its log-odds. None: zero bias.
-        encoder_kwargs: arguments of :class:`AFiReEncoder` (``arch``, ``img_size``, ``patch_size``, ...); they must
-            describe the pre-trained encoder.
+        encoder_defaults: architecture used where neither the checkpoint nor ``encoder_kwargs`` says (the bundles pass
+            ``{"arch": "vit_base", "img_size": 224, "patch_size": 16}``); None: :class:`AFiReEncoder`'s own defaults.
+        encoder_kwargs: arguments of :class:`AFiReEncoder` (``arch``, ``img_size``, ``patch_size``, ...); None
+            values mean "from the checkpoint".
 
     Raises:
         ValueError: unknown ``init``, a missing checkpoint for ``init="pretrained"`` or one given with
-            ``init="random"``, or a checkpoint that is not an encoder of the configured size.
+            ``init="random"``, settings that disagree with the checkpoint's, or a checkpoint that is not an encoder
+            of the configured size.
     """
     if init not in ("pretrained", "random"):
         raise ValueError(f"build_classifier: init must be 'pretrained' or 'random', got {init!r}.")
@@ -159,16 +178,19 @@ def build_classifier(
         raise ValueError("build_classifier: init='pretrained' needs a checkpoint (path or state dict).")
     if init == "random" and checkpoint is not None:
         raise ValueError("build_classifier: a checkpoint was given with init='random'; use init='pretrained'.")
+    defaults = {} if encoder_defaults is None else encoder_defaults
+    kwargs = resolve_encoder_config(checkpoint, defaults=defaults, owner="build_classifier", **encoder_kwargs)
     if pooling == "cls":
-        encoder_kwargs.setdefault("class_token", True)
-    encoder = AFiReEncoder(**encoder_kwargs)
+        kwargs["class_token"] = True
+    encoder = AFiReEncoder(**kwargs)
     if checkpoint is not None:
         where = os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "the given state dict"
         try:
             load_pretrained_encoder(checkpoint, encoder, strict=True, ignore_missing=("cls_token",))
         except ValueError as err:
+            hint = "" if read_encoder_config(checkpoint) is not None else f" ({NO_CONFIG_HINT})"
             raise ValueError(
-                f"build_classifier: {where} is not an encoder of the configured size {_describe(encoder)}: {err}"
+                f"build_classifier: {where} is not an encoder of the configured size {_describe(encoder)}{hint}: {err}"
             ) from err
     return AFiReClassifier(encoder, num_classes, pooling=pooling, mode=mode, dropout=dropout, class_prior=class_prior)
 

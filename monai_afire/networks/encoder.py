@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -16,7 +16,7 @@ from monai_afire.utils.checks import check_patch_size
 
 from .transformer import transformer_blocks
 
-__all__ = ["AFiReEncoder", "VIT_PRESETS"]
+__all__ = ["AFiReEncoder", "AFiReFeatureMap", "VIT_PRESETS"]
 
 #: hidden size, number of transformer blocks and attention heads of each named architecture.
 VIT_PRESETS: dict[str, tuple[int, int, int]] = {
@@ -101,6 +101,7 @@ class AFiReEncoder(nn.Module):
             "dropout_rate": float(dropout_rate),
         }
         self.hidden_size = hidden
+        self.in_channels = int(in_channels)
         self.spatial_dims = spatial_dims
         self.img_size = img
         self.patch_size = patch
@@ -126,19 +127,47 @@ class AFiReEncoder(nn.Module):
         self.blocks = transformer_blocks(hidden, mlp, heads, layers, dropout_rate)
         self.norm = nn.LayerNorm(hidden)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Encode images (B, C, *img_size) to patch tokens (B, L, D), plus the class token (B, D) when enabled."""
-        if tuple(x.shape[2:]) != self.img_size or x.ndim != self.spatial_dims + 2:
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Patch tokens (B, L, D) and the class token (B, D) (None without one), in one TorchScript-friendly call."""
+        if not torch.jit.is_tracing() and (  # a traced export takes the traced shape as it is
+            x.ndim != self.spatial_dims + 2 or list(x.shape[2:]) != list(self.img_size)
+        ):
             raise ValueError(
-                f"AFiReEncoder: expected input (B, {self.config['in_channels']}, *{self.img_size}), "
-                f"got {tuple(x.shape)}."
+                f"AFiReEncoder: expected input (B, {self.in_channels}, *{self.img_size}), got {list(x.shape)}."
             )
         tokens = self.patch_embedding(x)
-        if self.cls_token is not None:
-            tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+        cls_token = self.cls_token
+        if cls_token is not None:
+            tokens = torch.cat([cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         for block in self.blocks:
             tokens = block(tokens)
         tokens = self.norm(tokens)
-        if self.cls_token is not None:
+        if cls_token is not None:
             return tokens[:, 1:], tokens[:, 0]
+        return tokens, None
+
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Encode images (B, C, *img_size) to patch tokens (B, L, D), plus the class token (B, D) when enabled."""
+        tokens, cls_token = self.encode(x)
+        if cls_token is not None:
+            return tokens, cls_token
         return tokens
+
+
+class AFiReFeatureMap(AFiReEncoder):
+    """An :class:`AFiReEncoder` whose output is the patch tokens laid on the patch grid, channel first:
+    (B, D, *grid_size), the layout of MONAI's dense features (a class token, if any, is left out).
+
+    It has the same arguments and the same weights (state dict) as :class:`AFiReEncoder`, so a teacher encoder file
+    loads into it unchanged; it can be scripted or traced to TorchScript (the ``network_def`` of the pre-training
+    bundle's ``inference.json``).
+
+    Example::
+
+        features = AFiReFeatureMap("vit_small", img_size=224)(torch.rand(2, 1, 224, 224))  # (2, 384, 14, 14)
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """Feature map (B, D, *grid_size) of images (B, C, *img_size)."""
+        tokens, _ = self.encode(x)
+        return tokens.transpose(1, 2).reshape([tokens.shape[0], tokens.shape[2]] + list(self.grid_size))

@@ -12,6 +12,7 @@ from .distributed import (
     init_distributed,
     rank0_only,
 )
+from .errors import clean_errors, debug_enabled, user_message
 from .host_sync import HostSyncCounter, optimizer_step_counters
 from .state_dict import check_state_dict, load_weights, read_state_dict
 from .wrappers import unwrap_model
@@ -22,6 +23,8 @@ __all__ = [
     "check_image_size",
     "check_patch_size",
     "check_state_dict",
+    "clean_errors",
+    "debug_enabled",
     "distributed_ready",
     "distributed_sampler",
     "get_rank",
@@ -32,4 +35,5 @@ __all__ = [
     "rank0_only",
     "read_state_dict",
     "unwrap_model",
+    "user_message",
 ]

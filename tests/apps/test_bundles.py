@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import unittest
 from pathlib import Path
+
+from monai.bundle import ConfigParser
 
 from monai_afire.apps import BUNDLES, bundle_dir
 
@@ -17,11 +18,17 @@ class TestBundleDir(unittest.TestCase):
             folder = bundle_dir(name)
             self.assertEqual(folder.name, name)
             self.assertTrue((folder / "configs" / "metadata.json").is_file())
-            train = json.loads((folder / "configs" / "train.json").read_text())
-            self.assertEqual(train["bundle_root"], f"bundles/{name}")  # one meaning: the bundle's folder
+            for config in ("train.json", "inference.json"):
+                parser = ConfigParser()
+                parser.read_config(str(folder / "configs" / config))
+                # one meaning: the bundle's own folder, absolute, so no run writes into the current folder
+                self.assertEqual(parser.get_parsed_content("bundle_root"), str(folder))
+                self.assertTrue(Path(parser.get_parsed_content("ckpt_dir")).is_absolute())
 
     def test_the_repository_folder_is_the_source_of_truth(self):
-        self.assertEqual(sorted(p.name for p in (ROOT / "bundles").iterdir() if p.is_dir()), sorted(BUNDLES))
+        folders = sorted(p.name for p in (ROOT / "bundles").iterdir() if p.is_dir() and p.name != "schema")
+        self.assertEqual(folders, sorted(BUNDLES))
+        self.assertTrue((ROOT / "bundles" / "schema" / "metadata_schema.json").is_file())  # shipped, for offline checks
 
     def test_unknown_bundle(self):
         with self.assertRaisesRegex(ValueError, "unknown bundle 'spleen'.*afire_pretrain"):

@@ -47,7 +47,7 @@ class TestClassificationData(TmpDirTestCase):
 
     def test_unknown_dataset(self):
         with self.assertRaisesRegex(ValueError, "dataset must be one of"):
-            classification_splits("mimic", self.tmp)
+            classification_splits("padchest", self.tmp)
 
     def test_class_names_round_trip(self):
         save_class_names(["Nodule", "Mass"], self.tmp / "models")

@@ -26,13 +26,14 @@ from tests.tiny import (
     BUNDLE_OVERRIDES,
     CLASSIFICATION_CONFIGS,
     ENCODER,
+    METADATA_SCHEMA_FILE,
     TmpDirTestCase,
     error_messages,
     run_bundle,
     simulated_set,
 )
 
-SCHEMA = Path(__file__).resolve().parent / "bundle_schema.json"
+SCHEMA = METADATA_SCHEMA_FILE
 CLASSES = ["Cardiomegaly", "Effusion", "Nodule"]
 
 
@@ -81,7 +82,7 @@ class TestBundleFiles(TmpDirTestCase):
         [
             ("zero_fraction", {"label_fraction": 0.0}, "label_fraction must be in (0, 1]"),
             ("large_fraction", {"label_fraction": 1.5}, "label_fraction must be in (0, 1]"),
-            ("unknown_dataset", {"dataset": "mimic"}, "dataset must be one of"),
+            ("unknown_dataset", {"dataset": "nonexistent"}, "dataset must be one of"),
         ]
     )
     def test_bad_configuration_before_reading_data(self, _, extra, message):

@@ -12,20 +12,29 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_metadata
 
+from monai_afire.apps import bundle_dir
 from monai_afire.engines import AFiRePretrainer
 from monai_afire.handlers import FreezePrototypes, TeacherEMA, latest_checkpoint
 from monai_afire.inferers import token_outputs
 from monai_afire.networks import AFiRe, AFiReEncoder, load_afire_checkpoint
 from monai_afire.transforms import radiograph_transforms
 from monai_afire.visualize import read_loss_history
-from tests.tiny import AFIRE, BUNDLE_OVERRIDES, ENCODER, PRETRAIN_CONFIGS, error_messages, write_films
+from tests.tiny import (
+    AFIRE,
+    BUNDLE_OVERRIDES,
+    ENCODER,
+    METADATA_SCHEMA_FILE,
+    PRETRAIN_CONFIGS,
+    error_messages,
+    write_films,
+)
 
 CONFIGS = PRETRAIN_CONFIGS
 BUNDLE = CONFIGS.parent
 TINY = {k: v for k, v in {**BUNDLE_OVERRIDES, **AFIRE}.items() if k not in ("device", "batch_size")}
 
 # the keys the MONAI Bundle Specification requires in configs/metadata.json (shared by the bundle tests)
-METADATA_SCHEMA = json.loads((Path(__file__).resolve().parent / "bundle_schema.json").read_text())
+METADATA_SCHEMA = json.loads(METADATA_SCHEMA_FILE.read_text())
 
 
 def _train_workflow(tmp: Path, data: Path | str, configs=("train.json", "demo.json"), **overrides) -> ConfigWorkflow:
@@ -114,17 +123,16 @@ class TestAFiRePretrainBundle(unittest.TestCase):
                     z["features"].astype(np.float32), expected["features"][0].numpy(), rtol=1e-2, atol=1e-2
                 )
 
-            ts = tmp / "encoder.ts"
+            # the docs' export: the teacher encoder file describes itself, no architecture settings needed
+            ts = tmp / "teacher_encoder.ts"
             ckpt_export(
-                net_id="encoder",
+                net_id="network_def",
                 filepath=str(ts),
                 ckpt_file=str(tmp / "models" / "teacher_encoder.pt"),
                 meta_file=str(CONFIGS / "metadata.json"),
-                config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "demo.json")],
-                key_in_ckpt="",
-                use_trace=True,
-                input_shape=[1, 1, 32, 32],
-                **{k: v for k, v in TINY.items() if k != "num_workers"},
+                config_file=str(CONFIGS / "inference.json"),
+                key_in_ckpt="model",
+                ckpt_dir=str(tmp / "models"),
             )
             exported = torch.jit.load(str(ts))
             state = torch.load(checkpoint, weights_only=True)["model"]
@@ -133,7 +141,8 @@ class TestAFiRePretrainBundle(unittest.TestCase):
                 {k[len("teacher.encoder.") :]: v for k, v in state.items() if k.startswith("teacher.encoder.")}
             )
             x = torch.rand(2, 1, 32, 32)
-            torch.testing.assert_close(exported(x), encoder.eval()(x), rtol=1e-4, atol=1e-5)
+            tokens = encoder.eval()(x)  # (2, 16, 32) -> the feature map (2, 32, 4, 4)
+            torch.testing.assert_close(exported(x), tokens.transpose(1, 2).reshape(2, 32, 4, 4), rtol=1e-4, atol=1e-5)
 
     def test_afire_plus_with_lesion_copies_then_inference(self):
         """train.json + afire_plus.json + demo.json, 2 lesion copies per epoch: twice the iterations, the category
@@ -173,21 +182,35 @@ class TestAFiRePretrainBundle(unittest.TestCase):
             _raises(self, "multiple of patch_size", _train_workflow(tmp, tmp / "films", image_size=36).initialize)
             _raises(self, "larger than the data set", _train_workflow(tmp, tmp / "films", batch_size=4).initialize)
             (tmp / "films" / "broken.png").write_bytes(b"not an image")
-            workflow = _train_workflow(
-                tmp,
-                tmp / "films",
-                batch_size=2,
-                max_epochs=1,
-                **{
-                    "train#dataset": {
-                        "_target_": "Dataset",
-                        "data": "@train#records",
-                        "transform": "@train#preprocessing",
-                    }
-                },
-            )
+            (tmp / "films" / "empty.png").write_bytes(b"")
+            # the up-front check names every bad file before any epoch starts
+            workflow = _train_workflow(tmp, tmp / "films", batch_size=2, max_epochs=1)
+            with self.assertRaises(Exception) as ctx:
+                workflow.initialize()
+            message = error_messages(ctx.exception)
+            self.assertRegex(message, r"2 of the 5 image files .* cannot be read")
+            self.assertIn("broken.png: not a readable PNG/JPEG file", message)
+            self.assertIn("empty.png: empty file", message)
+            self.assertNotIn("film_0.png", message)
+            # without the check the same film stops the run mid-epoch
+            workflow = _train_workflow(tmp, tmp / "films", batch_size=2, max_epochs=1, check_images=False)
             workflow.initialize()
-            _raises(self, "broken.png", workflow.run)
+            _raises(self, r"(broken|empty)\.png", workflow.run)
+
+    def test_skip_unreadable_trains_on_the_rest(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            write_films(tmp / "films", n=4)
+            (tmp / "films" / "broken.png").write_bytes(b"not an image")
+            workflow = _train_workflow(tmp, tmp / "films", batch_size=2, max_epochs=1, skip_unreadable=True)
+            with self.assertLogs("monai_afire.data.checks", level="WARNING") as logs:
+                workflow.initialize()
+            self.assertIn("left out 1 of 5 records", "\n".join(logs.output))
+            records = workflow.parser.get_parsed_content("train#records")
+            self.assertEqual(sorted(Path(r["image"]).name for r in records), [f"film_{i}.png" for i in range(4)])
+            workflow.run()
+            workflow.finalize()
+            self.assertEqual(latest_checkpoint(tmp / "models").name, "afire_checkpoint_2.pt")
 
 
 class TestWiring(unittest.TestCase):
@@ -211,7 +234,7 @@ class TestWiring(unittest.TestCase):
             freeze = [h for h in handlers if isinstance(h, FreezePrototypes)]
             self.assertEqual([h.epochs for h in freeze], [1])  # freeze_prototype_epochs drives FreezePrototypes only
             self.assertTrue(any(isinstance(h, TeacherEMA) for h in handlers))
-            self.assertEqual(parser.get_parsed_content("bundle_root"), "bundles/afire_pretrain")
+            self.assertEqual(parser.get_parsed_content("bundle_root"), str(bundle_dir("afire_pretrain")))
 
 
 class TestMetadata(unittest.TestCase):

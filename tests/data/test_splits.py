@@ -57,6 +57,15 @@ class TestLabelFractionSplit(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "no key 'site'"):
             label_fraction_split(_records(5), 0.5, group_by="site")
 
+    def test_load_dataset_pair_is_named(self) -> None:
+        """Issue 12, finding 2: load_dataset's (records, classes) passed whole gets a message saying what to do."""
+        pair = (_records(5), ["A", "B", "C", "D", "E"])
+        for split in (label_fraction_split, holdout_split):
+            with self.assertRaisesRegex(TypeError, r"records, classes = load_dataset\(\.\.\.\)"):
+                split(pair, 0.5)
+        with self.assertRaisesRegex(TypeError, r"records\[1\] is a str, expected a record dict"):
+            label_fraction_split([{"image": "a"}, "b.png"], 0.5)
+
     def test_write_read_roundtrip(self) -> None:
         records = _records(50)
         subset = label_fraction_split(records, 0.2, seed=0)

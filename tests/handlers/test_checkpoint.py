@@ -37,7 +37,7 @@ class TestPretrainCheckpoint(unittest.TestCase):
             self.assertEqual(path.name, "afire_checkpoint_4.pt")
             self.assertFalse([p for p in Path(tmp).iterdir() if not p.name.endswith(".pt")])  # no temporary files
             state = torch.load(path, weights_only=True)
-            self.assertEqual(set(state), {"model", "optimizer", "loss", "trainer", "rng"})
+            self.assertEqual(set(state), {"model", "encoder_config", "optimizer", "loss", "trainer", "rng"})
             self.assertEqual((state["trainer"]["iteration"], state["trainer"]["epoch_length"]), (4, 2))
             self.assertTrue(any(k.startswith("teacher.") for k in state["model"]))
             self.assertTrue(any("prototype_state" in k for k in state["loss"]))

@@ -79,3 +79,48 @@ class TestClassificationHandlers(TmpDirTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestUndefinedMetrics(unittest.TestCase):
+    """An AUROC with one class present prints as "undefined (one class)", never as a number (issue 12, finding 4)."""
+
+    def test_format(self):
+        from monai_afire.handlers import UNDEFINED, format_metric
+
+        self.assertEqual(format_metric(float("nan")), "undefined (one class)")
+        self.assertEqual(UNDEFINED, "undefined (one class)")
+        self.assertEqual(format_metric(0.81234), "0.8123")
+        self.assertEqual(format_metric(torch.tensor(0.5), digits=2), "0.50")
+
+    def test_best_model_selection(self):
+        from monai_afire.handlers import defined_metric_is_better
+
+        nan = float("nan")
+        self.assertFalse(defined_metric_is_better(nan, -1.0))
+        self.assertTrue(defined_metric_is_better(0.4, nan))
+        self.assertTrue(defined_metric_is_better(0.6, 0.5))
+        self.assertFalse(defined_metric_is_better(0.5, 0.6))
+
+    def test_evaluator_logs_undefined(self):
+        from monai.engines import SupervisedEvaluator
+        from monai.handlers import StatsHandler
+        from monai.transforms import Activationsd
+
+        from monai_afire.handlers import MeanROCAUC, defined_metric_is_better, log_epoch_metrics
+
+        data = [{"image": torch.rand(2, 4), "label": torch.zeros(2, 1)} for _ in range(2)]  # negatives only
+        evaluator = SupervisedEvaluator(
+            "cpu", data, torch.nn.Linear(4, 1), postprocessing=Activationsd(keys="pred", sigmoid=True),
+            key_val_metric={"val_mean_auroc": MeanROCAUC()}, metric_cmp_fn=defined_metric_is_better,
+            val_handlers=[StatsHandler(iteration_log=False, epoch_print_logger=log_epoch_metrics)],
+        )  # fmt: skip
+        with self.assertLogs(evaluator.logger, level="INFO") as logs:
+            evaluator.run()
+        text = "\n".join(logs.output)
+        self.assertIn("Epoch[1] Metrics -- val_mean_auroc: undefined (one class)", text)
+        self.assertNotIn("0.0000", text)
+        for batch in data:  # the next validation has both classes: its defined AUROC beats the undefined one
+            batch["label"] = torch.tensor([[0.0], [1.0]])
+        evaluator.run(global_epoch=2)
+        self.assertEqual(evaluator.state.best_metric_epoch, 2)
+        self.assertFalse(math.isnan(evaluator.state.best_metric))
