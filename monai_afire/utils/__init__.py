@@ -1,4 +1,4 @@
-"""Utilities of monai-afire: distributed helpers, checked weight loading, unwrapping, input checks."""
+"""Utilities of monai-afire: distributed helpers, checked weight loading, unwrapping, input checks, quiet loaders."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .distributed import (
     init_distributed,
     rank0_only,
 )
+from .quiet import nvimgcodec_notice_silenced
 from .state_dict import check_state_dict, load_weights, read_state_dict
 from .wrappers import unwrap_model
 
@@ -26,6 +27,7 @@ __all__ = [
     "get_world_size",
     "init_distributed",
     "load_weights",
+    "nvimgcodec_notice_silenced",
     "rank0_only",
     "read_state_dict",
     "unwrap_model",
