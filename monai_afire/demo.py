@@ -170,37 +170,16 @@ def demo_network(out_dir: str | Path) -> tuple[Any, int]:
 
 
 def write_anomaly_maps(out_dir: str | Path, film: str | None = None, seeds: Sequence[int] = (0, 1, 2)) -> Path:
-    """Per-token anomaly maps of the demo film, clean and with synthetic lesions, saved as ``anomaly_maps.png``."""
-    import torch
-    import torch.nn.functional as F
-
-    from monai_afire.inferers import token_outputs
-    from monai_afire.transforms import RandSyntheticLesiond, radiograph_transforms
-    from monai_afire.visualize import save_map_gallery
+    """Per-token anomaly maps of the demo film, clean and with synthetic lesions, their lesioned-minus-clean
+    differences and token AUROCs, saved as ``anomaly_maps.png`` (:func:`monai_afire.visualize.write_anomaly_figure`)."""
+    from monai_afire.transforms import radiograph_transforms
+    from monai_afire.visualize import write_anomaly_figure
 
     model, size = demo_network(out_dir)
     film = demo_film_path() if film is None else film
     prepared = radiograph_transforms(image_size=size)({"image": film})
-    lesion = RandSyntheticLesiond(keys="image")
-    samples = [("clean film", prepared["image"])]
-    samples += [(f"+ synthetic lesions (seed {s})", lesion.set_random_state(s)(prepared)["image"]) for s in seeds]
-    images, maps = [], []
-    with torch.no_grad():
-        for _, image in samples:
-            x = torch.as_tensor(image).float()[None]
-            anomaly = token_outputs(model, x, network="teacher")["anomaly"]
-            maps.append(F.interpolate(anomaly[None], size=x.shape[-2:], mode="nearest")[0, 0].numpy())
-            images.append(x[0, 0].numpy())
-    return Path(
-        save_map_gallery(
-            Path(out_dir) / "anomaly_maps.png",
-            images,
-            maps,
-            titles=[t for t, _ in samples],
-            map_threshold=None,
-            layout="xy",  # MONAI arrays are (x, y): show the film upright
-        )
-    )
+    path = Path(out_dir) / "anomaly_maps.png"
+    return write_anomaly_figure(model, prepared["image"], path, seeds, name=Path(film).name).path
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
