@@ -128,7 +128,8 @@ class AFiReEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Encode images (B, C, *img_size) to patch tokens (B, L, D), plus the class token (B, D) when enabled."""
-        if tuple(x.shape[2:]) != self.img_size or x.ndim != self.spatial_dims + 2:
+        # the check is skipped while tracing (TorchScript export): the traced graph is fixed to the traced shape
+        if not torch.jit.is_tracing() and (tuple(x.shape[2:]) != self.img_size or x.ndim != self.spatial_dims + 2):
             raise ValueError(
                 f"AFiReEncoder: expected input (B, {self.config['in_channels']}, *{self.img_size}), "
                 f"got {tuple(x.shape)}."

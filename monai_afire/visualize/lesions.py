@@ -104,7 +104,7 @@ def _gallery_figure(
         axes[row, 2].imshow(out, cmap="gray", vmin=low, vmax=high)
         lesion = mask > 0
         shown = axes[row, 2].imshow(
-            np.ma.masked_where(~lesion, mask), cmap="autumn", vmin=0.0, vmax=max(float(mask.max()), 1e-6), alpha=0.55
+            np.ma.masked_where(~lesion, mask), cmap="autumn", vmin=0.0, vmax=max(float(mask.max()), 1e-6), alpha=0.45
         )
         if lesion.any() and not lesion.all():
             axes[row, 2].contour(lesion.astype(np.float32), levels=[0.5], colors="cyan", linewidths=0.8)

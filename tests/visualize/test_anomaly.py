@@ -1,4 +1,4 @@
-"""The anomaly-map figure: files written, token AUROCs in the titles equal a recomputation, both map kinds, bad input."""
+"""The anomaly-map figure: files written, token AUROCs in the titles equal a recomputation, map kinds, bad input."""
 
 from __future__ import annotations
 
@@ -64,7 +64,9 @@ class TestTokenAUROC(unittest.TestCase):
 
 
 class TestPlotAnomalyCases(TmpDirTestCase):
-    @parameterized.expand([("lesion_probability", "lesion-prototype probability"), ("restoration_residual", "residual")])
+    @parameterized.expand(
+        [("lesion_probability", "lesion-prototype probability"), ("restoration_residual", "residual")]
+    )
     def test_writes_figure_with_recomputed_aurocs(self, kind, shown_name):
         clean, clean_map, films, maps, masks = cases(3)
         result = plot_anomaly_cases(

@@ -17,7 +17,6 @@ def lesioned_rows(count, shape=(1, 32, 32)):
 
 
 class TestLesionGallery(TmpDirTestCase):
-
     @parameterized.expand([(1, (1, 32, 32)), (3, (1, 24, 40)), (2, (1, 16, 16, 8))])
     def test_writes_png_with_one_row_per_sample(self, count, shape):
         rows = lesioned_rows(count, shape)
