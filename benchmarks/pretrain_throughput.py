@@ -99,6 +99,7 @@ def measure(cfg: dict, iterations: int) -> dict:
         decoder_dim=cfg["dec_dim"],
         decoder_depth=cfg["dec_depth"],
         decoder_heads=cfg["dec_heads"],
+        lesion_prototype=True,  # as measured: the afire_plus recipe (lesion prototype + category term)
     ).to(device)
     b, s = cfg["batch"], cfg["image"]
     clean = torch.rand(b, 1, s, s)
@@ -107,9 +108,17 @@ def measure(cfg: dict, iterations: int) -> dict:
     batch = {"image": (clean + mask).clamp(0, 1), "clean": clean, "lesion_mask": mask}
     steps = iterations + 2
     optimizer = torch.optim.AdamW(weight_decay_param_groups(model), lr=1e-4)
-    loss = AFiReLoss(model.num_positions, cfg["prototypes"]).to(device)
+    loss = AFiReLoss(model.num_positions, cfg["prototypes"], category_weight=1.0).to(device)
     trainer = AFiRePretrainer(
-        device, 1, [batch] * steps, model, optimizer, loss, amp=cfg["amp"], train_handlers=[TeacherEMA(model)]
+        device,
+        1,
+        [batch] * steps,
+        model,
+        optimizer,
+        loss,
+        amp=cfg["amp"],
+        clip_grad_mode="global",  # as measured
+        train_handlers=[TeacherEMA(model)],
     )
     times = []
 

@@ -13,6 +13,9 @@ time (the best over ``--repeats`` alternating rounds), the ratio a/b (target <= 
 It also times the head and structure loss alone (forward and backward) vectorised against a loop over positions
 and tokens, as the authors' code does.
 
+The model and loss are those the recorded results were measured with: the lesion prototype and the category term
+(the afire_pretrain bundle's ``afire_plus.json``) and global gradient clipping.
+
 Usage::
 
     python benchmarks/step_overhead.py --quick            # small, under a minute on a laptop CPU
@@ -46,7 +49,7 @@ def build(arch: str, image_size: int, quick: bool, device: torch.device) -> AFiR
     shallow = {"num_layers": 4} if quick else {}
     encoder = AFiReEncoder(arch, img_size=image_size, **shallow)
     decoder = {"decoder_depth": 2} if quick else {}
-    return AFiRe(encoder, **decoder).to(device)
+    return AFiRe(encoder, lesion_prototype=True, **decoder).to(device)
 
 
 def make_batch(batch: int, image_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -77,7 +80,7 @@ def time_steps(variant: str, args: argparse.Namespace) -> dict[str, float]:
     device = torch.device(args.device)
     model = build(args.arch, args.image_size, args.quick, device)
     lesioned, clean, mask = make_batch(args.batch, args.image_size, device)
-    loss_fn = AFiReLoss(model.num_positions, model.num_prototypes).to(device)
+    loss_fn = AFiReLoss(model.num_positions, model.num_prototypes, category_weight=1.0).to(device)
     if variant == "full":
         params = [p for p in model.parameters() if p.requires_grad]
     else:
@@ -173,8 +176,8 @@ def loop_comparison(args: argparse.Namespace) -> dict[str, float]:
     width = AFiReEncoder(args.arch, img_size=args.image_size).hidden_size
     grid = args.image_size // 16
     n = grid * grid
-    head = SpatialPrototypeHead(width, n).to(device)
-    anatomy = AnatomyConsistencyLoss(n, head.num_prototypes).to(device)
+    head = SpatialPrototypeHead(width, n, lesion_prototype=True).to(device)
+    anatomy = AnatomyConsistencyLoss(n, head.num_prototypes, category_weight=1.0).to(device)
     tokens = torch.randn(args.batch, n, width, device=device, requires_grad=True)
     with torch.no_grad():
         teacher = head(torch.randn(args.batch, n, width, device=device), with_lesion=False)

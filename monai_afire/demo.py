@@ -1,7 +1,9 @@
 """Demo of monai-afire: ``python -m monai_afire.demo --out DIR`` (``make demo``).
 
 1. generates the simulated chest radiographs (``monai_afire.data.simcxr``) in ``DIR/simcxr`` if they are not there;
-2. pre-trains AFiRe on them with the ``afire_pretrain`` bundle (``train.json`` + ``demo.json``) through
+2. pre-trains AFiRe on them with the ``afire_pretrain`` bundle (``train.json`` + ``afire_plus.json`` + ``demo.json``:
+   the authors' recipe plus monai-afire's category term and lesion prototype, whose probability gives the anomaly
+   maps of step 4, at the demo's small size and length) through
    ``python -m monai.bundle run`` (or the same ``monai.bundle.run`` in process when the ``fire`` package that MONAI's
    command line needs is missing); checkpoints in ``DIR/models``, logs and loss history in ``DIR/train``; running
    again resumes from the newest checkpoint;
@@ -41,7 +43,8 @@ __all__ = [
 DEMO_FILM = "RG1_UNCR.dcm"
 BUNDLE_DIR = bundle_dir("afire_pretrain")
 CONFIGS = BUNDLE_DIR / "configs"
-DEMO_CONFIGS = [str(CONFIGS / "train.json"), str(CONFIGS / "demo.json")]
+#: the demo's recipe: the authors' (train.json) + monai-afire's lesion prototype (afire_plus.json) + small settings
+DEMO_CONFIGS = [str(CONFIGS / "train.json"), str(CONFIGS / "afire_plus.json"), str(CONFIGS / "demo.json")]
 #: start of MONAI's warning, on every bundle run, that a config's ``_target_`` and ``$`` values run code
 TRUSTED_CONFIG_NOTICE = "parsing config_file"
 
@@ -115,7 +118,7 @@ def _bundle_overrides(out_dir: Path, data_dir: Path, **extra: Any) -> dict[str, 
 
 
 def run_pretraining(out_dir: str | Path, data_dir: str | Path, **overrides: Any) -> Path:
-    """Run ``monai.bundle run`` with ``train.json`` + ``demo.json``; returns the loss-history CSV.
+    """Run ``monai.bundle run`` with :data:`DEMO_CONFIGS`; returns the loss-history CSV.
 
     Uses ``python -m monai.bundle run`` in a subprocess when ``fire`` is installed, else ``monai.bundle.run`` in
     this process (the same function).
@@ -178,7 +181,11 @@ def demo_network(out_dir: str | Path) -> tuple[Any, int]:
 
 def write_anomaly_maps(out_dir: str | Path, film: str | None = None, seeds: Sequence[int] = (0, 1, 2)) -> Path:
     """Per-token anomaly maps of the demo film, clean and with synthetic lesions, their lesioned-minus-clean
-    differences and token AUROCs, saved as ``anomaly_maps.png`` (:func:`monai_afire.visualize.write_anomaly_figure`)."""
+    differences and token AUROCs, saved as ``anomaly_maps.png`` (:func:`monai_afire.visualize.write_anomaly_figure`).
+
+    The maps are the lesion-prototype probability for a model trained with the lesion prototype (the demo's
+    recipe), else the restoration residual; the figure says which (see :func:`monai_afire.inferers.token_outputs`).
+    """
     from monai_afire.transforms import radiograph_transforms
     from monai_afire.visualize import write_anomaly_figure
 

@@ -47,6 +47,7 @@ class TestDemo(unittest.TestCase):
             history = read_loss_history(outputs["loss history"])
             self.assertEqual(len(history), 1)
             self.assertTrue(all(math.isfinite(history[0][k]) for k in ("loss", "structure", "restoration")))
+            self.assertGreater(history[0]["category"], 0.0)  # afire_plus.json: the lesion prototype is trained
 
     def test_missing_film_names_the_package(self):
         with mock.patch("pydicom.data.get_testdata_file", return_value=None):

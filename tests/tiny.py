@@ -124,7 +124,7 @@ def error_messages(err: BaseException | None) -> str:
     return "\n".join(messages)
 
 
-def tiny_model(seed: int = 0, hidden: int = 32) -> AFiRe:
+def tiny_model(seed: int = 0, hidden: int = 32, lesion_prototype: bool = False) -> AFiRe:
     """A 2-layer ViT on 32x32 images with 8x8 patches (16 tokens) and a 1-block decoder."""
     torch.manual_seed(seed)
     encoder = AFiReEncoder(
@@ -138,6 +138,7 @@ def tiny_model(seed: int = 0, hidden: int = 32) -> AFiRe:
         decoder_dim=32,
         decoder_depth=1,
         decoder_heads=2,
+        lesion_prototype=lesion_prototype,
     )
 
 
@@ -154,8 +155,8 @@ def tiny_batches(n: int = 8, seed: int = 0) -> list[dict[str, torch.Tensor]]:
 
 
 def tiny_loss(model: AFiRe) -> AFiReLoss:
-    """AFiReLoss sized for ``model``."""
-    return AFiReLoss(model.num_positions, PROTOTYPES)
+    """AFiReLoss sized for ``model``, with the category term exactly when the model has a lesion prototype."""
+    return AFiReLoss(model.num_positions, PROTOTYPES, category_weight=1.0 if model.has_lesion_prototype else 0.0)
 
 
 def tiny_trainer(

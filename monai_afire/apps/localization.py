@@ -16,13 +16,14 @@ from PIL import Image
 from monai_afire.inferers.anomaly_maps import anomaly_maps
 from monai_afire.metrics import write_localization_markdown
 from monai_afire.metrics.localization import localization_scores, resized_boxes
-from monai_afire.networks import AFiRe, AFiReEncoder, load_afire_checkpoint
+from monai_afire.networks import AFiRe, AFiReEncoder, checkpoint_has_lesion_prototype, load_afire_checkpoint
 from monai_afire.transforms import radiograph_transforms
 from monai_afire.visualize import TokenGradCAM, save_map_gallery
 
 __all__ = ["localization_cases", "prepared_mask", "load_afire_model", "run_localization"]
 
-#: map names: the classifier's Grad-CAM, and the two label-free maps of an AFiRe model.
+#: map names: the classifier's Grad-CAM, and the two label-free maps of an AFiRe model (``lesion_probability`` only
+#: for a model trained with the lesion prototype, the afire_pretrain bundle's ``afire_plus.json``).
 METHODS = ("gradcam", "lesion_probability", "residual")
 
 
@@ -75,9 +76,14 @@ def load_afire_model(
     checkpoint: str | os.PathLike | None, encoder_kwargs: dict[str, Any], **afire_kwargs: Any
 ) -> AFiRe | None:
     """Build :class:`~monai_afire.networks.AFiRe` (``AFiReEncoder(**encoder_kwargs)``, ``afire_kwargs``) and load a
-    pre-training checkpoint into it; None when ``checkpoint`` is None (no label-free maps)."""
+    pre-training checkpoint into it; None when ``checkpoint`` is None (no label-free maps).
+
+    Without ``lesion_prototype`` in ``afire_kwargs`` the model gets one exactly when the checkpoint has one
+    (:func:`~monai_afire.networks.checkpoint_has_lesion_prototype`), so checkpoints of both recipes load.
+    """
     if checkpoint is None:
         return None
+    afire_kwargs.setdefault("lesion_prototype", checkpoint_has_lesion_prototype(checkpoint))
     model = AFiRe(AFiReEncoder(**encoder_kwargs), **afire_kwargs)
     return load_afire_checkpoint(model, checkpoint)
 
@@ -101,10 +107,11 @@ def run_localization(
 
     Grad-CAM (:class:`~monai_afire.visualize.TokenGradCAM`) uses the classifier's output of the case's finding; the
     AFiRe maps (lesion-prototype probability and restoration residual, :func:`~monai_afire.inferers.anomaly_maps`
-    of the ``afire_network`` branch) need no label at all. For each method, ``localization_<method>.md`` holds one
-    row per finding and an ``all`` row (pointing game, box hit rate at each IoU, pixel AUROC where masks exist) and
-    ``localization_<method>.png`` shows the first ``max_figures`` cases with their boxes; ``localization.md``
-    gathers the ``all`` rows.
+    of the ``afire_network`` branch) need no label at all. A model without a lesion prototype (the authors' recipe)
+    has no lesion-probability map, so it gives the ``residual`` method only. For each method,
+    ``localization_<method>.md`` holds one row per finding and an ``all`` row (pointing game, box hit rate at each
+    IoU, pixel AUROC where masks exist) and ``localization_<method>.png`` shows the first ``max_figures`` cases with
+    their boxes; ``localization.md`` gathers the ``all`` rows.
 
     Args:
         records: reader records with ``boxes``/``box_labels`` (records without boxes are skipped).
@@ -138,7 +145,10 @@ def run_localization(
     if classifier is not None:
         classifier = classifier.to(device).eval()
         cam = TokenGradCAM(classifier)
-    methods = ([] if classifier is None else ["gradcam"]) + ([] if afire_model is None else list(METHODS[1:]))
+    afire_methods: list[str] = []
+    if afire_model is not None:
+        afire_methods = list(METHODS[1:]) if afire_model.has_lesion_prototype else ["residual"]
+    methods = ([] if classifier is None else ["gradcam"]) + afire_methods
     maps: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     images, boxes, masks, findings, names = [], [], [], [], []
     cached: dict[str, dict[str, np.ndarray]] = {}
@@ -156,8 +166,8 @@ def run_localization(
         if afire_model is not None:
             if case["image"] not in cached:
                 out = anomaly_maps(afire_model.to(device), batch, network=afire_network)
-                cached[case["image"]] = {m: out[m][0, 0].T.cpu().numpy() for m in METHODS[1:]}
-            for m in METHODS[1:]:
+                cached[case["image"]] = {m: out[m][0, 0].T.cpu().numpy() for m in afire_methods}
+            for m in afire_methods:
                 maps[m].append(cached[case["image"]][m])
     out_dir = Path(output_dir)
     results, summary = {}, {}

@@ -1,4 +1,4 @@
-"""data of monai-afire: dataset readers, label-fraction splits and simulated chest radiographs."""
+"""data of monai-afire: dataset readers, label-fraction splits, simulated chest radiographs, repeated datasets."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .datasets import (
     load_rsna_pneumonia,
     load_vindr_cxr,
 )
+from .repeat import RepeatedDataset
 from .simcxr_findings import FINDINGS as SIMCXR_FINDINGS
 from .simcxr_phantom import ANATOMY_LABELS as SIMCXR_ANATOMY_LABELS
 from .simcxr_phantom import load_phantom
@@ -74,4 +75,5 @@ __all__ = [
     "SimCXRSettings",
     "generate_simcxr",
     "load_phantom",
+    "RepeatedDataset",
 ]

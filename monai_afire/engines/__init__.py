@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from monai_afire.utils.deprecation import moved_modules, moved_names
 
-from .pretrainer import AMP_DTYPES, AFiRePrepareBatch, AFiRePretrainer
+from .pretrainer import AMP_DTYPES, CLIP_GRAD_MODES, AFiRePrepareBatch, AFiRePretrainer, clip_gradients
 
-__all__ = ["AFiRePrepareBatch", "AFiRePretrainer", "AMP_DTYPES"]
+__all__ = ["AFiRePrepareBatch", "AFiRePretrainer", "AMP_DTYPES", "CLIP_GRAD_MODES", "clip_gradients"]
 
 _H, _A, _U = "monai_afire.handlers", "monai_afire.apps", "monai_afire.utils"
 #: names that ``monai_afire.engines`` exported before the layout split; deprecated aliases for one release.

@@ -16,9 +16,43 @@ from torch.utils.data import DataLoader
 
 from monai_afire.utils.wrappers import unwrap_model
 
-__all__ = ["AFiRePrepareBatch", "AFiRePretrainer", "AMP_DTYPES"]
+__all__ = ["AFiRePrepareBatch", "AFiRePretrainer", "AMP_DTYPES", "CLIP_GRAD_MODES", "clip_gradients"]
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: ``"per_tensor"``: each parameter's gradient clipped to the norm on its own (authors'); ``"global"``: the norm of
+#: all gradients together (``torch.nn.utils.clip_grad_norm_``)
+CLIP_GRAD_MODES = ("per_tensor", "global")
+
+
+def clip_gradients(parameters: Iterable[torch.Tensor], max_norm: float, mode: str = "per_tensor") -> torch.Tensor:
+    """Clip the gradients of ``parameters`` in place and return the norm of all of them before clipping.
+
+    Args:
+        parameters: tensors whose ``.grad`` is clipped (those without a gradient are skipped).
+        max_norm: the largest norm allowed.
+        mode: ``"per_tensor"`` (the authors'): every gradient with norm ``n > max_norm`` is scaled by
+            ``max_norm / (n + 1e-6)`` on its own, so one tensor's large gradient does not shrink the others;
+            ``"global"``: all gradients are scaled together so that their joint norm is at most ``max_norm``
+            (``torch.nn.utils.clip_grad_norm_``).
+
+    Returns:
+        the norm of all gradients together before clipping (a scalar tensor; 0 when there is none).
+
+    Raises:
+        ValueError: for an unknown ``mode``.
+    """
+    if mode not in CLIP_GRAD_MODES:
+        raise ValueError(f"clip_gradients: mode must be one of {list(CLIP_GRAD_MODES)}, got {mode!r}.")
+    params = [p for p in parameters if p.grad is not None]
+    if not params:
+        return torch.zeros(())
+    if mode == "global":
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    grads = [p.grad for p in params]
+    norms = torch.stack(torch._foreach_norm(grads))  # type: ignore[arg-type]
+    scale = torch.clamp(max_norm / (norms + 1e-6), max=1.0)  # the same factor as clip_grad_norm_ on one tensor
+    torch._foreach_mul_(grads, list(scale.to(grads[0].dtype).unbind()))  # type: ignore[arg-type]
+    return torch.linalg.vector_norm(norms)
 
 
 def _as_tensor(x: Any) -> Any:
@@ -70,9 +104,10 @@ class AFiRePretrainer(Trainer):
     :class:`AFiRePrepareBatch`: lesioned image, clean image, lesion mask), runs the network through the ``inferer``
     (``inferer(lesioned, network, clean, mask)``; :class:`~monai.inferers.SimpleInferer` by default), computes the
     loss ``loss_function(outputs, clean, mask, replace_prototypes=epoch <= replace_prototypes_epochs)``,
-    backpropagates, clips the gradient norm and steps the optimiser, under autocast when ``amp`` is set. It fires
-    MONAI's ``IterationEvents`` (FORWARD_COMPLETED, LOSS_COMPLETED, BACKWARD_COMPLETED, MODEL_COMPLETED); the teacher
-    EMA, the schedules, the frozen prototypes and the checkpoints are handlers (see :mod:`monai_afire.handlers`).
+    backpropagates, clips the gradients (:func:`clip_gradients`) and steps the optimiser, under autocast when ``amp``
+    is set. It fires MONAI's ``IterationEvents`` (FORWARD_COMPLETED, LOSS_COMPLETED, BACKWARD_COMPLETED,
+    MODEL_COMPLETED); the teacher EMA, the schedules, the frozen prototypes and the checkpoints are handlers (see
+    :mod:`monai_afire.handlers`).
     ``engine.state.output`` holds ``"loss"`` (a detached scalar tensor) and the float components ``"structure"``,
     ``"category"`` and ``"restoration"``.
 
@@ -87,7 +122,12 @@ class AFiRePretrainer(Trainer):
         image_key: batch key of the lesioned image (for the default ``prepare_batch``).
         clean_key: batch key of the clean image (for the default ``prepare_batch``).
         mask_key: batch key of the lesion mask (for the default ``prepare_batch``).
-        clip_grad_norm: maximum gradient norm (None or <= 0: no clipping).
+        clip_grad_norm: maximum gradient norm (None or <= 0: no clipping); ``engine.state.grad_norm`` holds the
+            norm of all gradients together before clipping.
+        clip_grad_mode: ``"per_tensor"`` (default, the authors': each parameter tensor clipped to
+            ``clip_grad_norm`` on its own) or ``"global"`` (the joint norm of all gradients, as
+            ``torch.nn.utils.clip_grad_norm_``; a large term, e.g. the category term at initialisation, then
+            shrinks every other parameter's update too).
         replace_prototypes_epochs: epochs during which the loss replaces its prototype state by the batch mean of the
             teacher logits instead of averaging it in (1 in the paper).
         amp: mixed precision on any device, False, True (= "bf16"), "bf16" or "fp16" (fp16 uses a
@@ -117,6 +157,7 @@ class AFiRePretrainer(Trainer):
         clean_key: str = "clean",
         mask_key: str = "lesion_mask",
         clip_grad_norm: float | None = 3.0,
+        clip_grad_mode: str = "per_tensor",
         replace_prototypes_epochs: int = 1,
         amp: bool | str = False,
         compile: bool = False,
@@ -133,6 +174,10 @@ class AFiRePretrainer(Trainer):
             raise ValueError(f"AFiRePretrainer: amp must be False, True, 'bf16' or 'fp16', got {amp!r}.")
         if int(max_epochs) < 1:
             raise ValueError(f"AFiRePretrainer: max_epochs must be >= 1, got {max_epochs}.")
+        if clip_grad_mode not in CLIP_GRAD_MODES:
+            raise ValueError(
+                f"AFiRePretrainer: clip_grad_mode must be one of {list(CLIP_GRAD_MODES)}, got {clip_grad_mode!r}."
+            )
         super().__init__(
             device=device,
             max_epochs=max_epochs,
@@ -153,6 +198,7 @@ class AFiRePretrainer(Trainer):
         self.loss_function = loss_function
         self.inferer = SimpleInferer() if inferer is None else inferer
         self.clip_grad_norm = clip_grad_norm
+        self.clip_grad_mode = clip_grad_mode
         self.replace_prototypes_epochs = int(replace_prototypes_epochs)
         self.grad_scaler = self._make_scaler()
         # before the handlers, so that a checkpoint resumed at STARTED loads into this trainer's scaler
@@ -201,8 +247,8 @@ class AFiRePretrainer(Trainer):
         if scaler is not None:
             scaler.unscale_(engine.optimizer)
         if engine.clip_grad_norm is not None and engine.clip_grad_norm > 0:
-            params = [p for g in engine.optimizer.param_groups for p in g["params"] if p.grad is not None]
-            engine.state.grad_norm = float(torch.nn.utils.clip_grad_norm_(params, engine.clip_grad_norm))
+            params = [p for g in engine.optimizer.param_groups for p in g["params"]]
+            engine.state.grad_norm = float(clip_gradients(params, engine.clip_grad_norm, engine.clip_grad_mode))
         if scaler is not None:
             scaler.step(engine.optimizer)
             scaler.update()

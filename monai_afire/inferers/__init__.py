@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from .anomaly_maps import NETWORKS, anomaly_maps, lesion_probability, token_values_to_image
-from .token_inference import TokenAnomalyInferer, TokenOutputWriter, token_outputs
+from .anomaly_maps import NETWORKS, NO_LESION_PROTOTYPE, anomaly_maps, lesion_probability, token_values_to_image
+from .token_inference import ANOMALY_KINDS, TokenAnomalyInferer, TokenOutputWriter, token_outputs
 
 __all__ = [
+    "ANOMALY_KINDS",
     "NETWORKS",
+    "NO_LESION_PROTOTYPE",
     "TokenAnomalyInferer",
     "TokenOutputWriter",
     "anomaly_maps",

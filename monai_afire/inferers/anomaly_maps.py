@@ -4,6 +4,10 @@ The lesion probability of a token is the probability of the shared lesion protot
 ``softmax(logits / temperature)`` over the K position prototypes and the lesion one, computed by one function for
 either branch of the model: ``network="student"`` (the branch the decoder was trained with) or ``"teacher"`` (its
 EMA, the encoder kept after pre-training).
+
+The lesion-prototype probability exists only for a model trained with monai-afire's category term and its lesion
+prototype (``AFiRe(lesion_prototype=True)`` with ``AFiReLoss(category_weight > 0)``, the afire_pretrain bundle's
+``afire_plus.json`` overlay). The authors' recipe has no lesion prototype: its anomaly map is the restoration residual.
 """
 
 from __future__ import annotations
@@ -16,10 +20,17 @@ import torch.nn.functional as F
 from monai_afire.networks.afire import AFiRe, EncoderWithHead
 from monai_afire.utils.wrappers import unwrap_model
 
-__all__ = ["NETWORKS", "token_values_to_image", "lesion_probability", "anomaly_maps"]
+__all__ = ["NETWORKS", "NO_LESION_PROTOTYPE", "token_values_to_image", "lesion_probability", "anomaly_maps"]
 
 #: the branches of an AFiRe model whose lesion probability can be read.
 NETWORKS = ("student", "teacher")
+#: the message for a lesion-probability map asked of a model without a (trained) lesion prototype
+NO_LESION_PROTOTYPE = (
+    "the model has no lesion prototype (the authors' recipe, AFiRe(lesion_prototype=False), trained without the "
+    "category term), so there is no lesion-probability map: train with the afire_pretrain bundle's afire_plus.json "
+    "overlay (lesion_prototype=true, category_weight=1.0) for one, or use the restoration residual "
+    "(anomaly_maps(model, images)['residual'])."
+)
 
 
 def token_values_to_image(values: torch.Tensor, grid_size: Sequence[int], spatial_size: Sequence[int]) -> torch.Tensor:
@@ -52,6 +63,8 @@ def _lesion_probability(branch: EncoderWithHead, tokens: torch.Tensor, temperatu
     """Lesion-prototype probability (B, L) of patch tokens under ``branch``'s prototype head."""
     if temperature <= 0:
         raise ValueError(f"{owner}: temperature must be > 0, got {temperature}.")
+    if not branch.head.has_lesion_prototype:
+        raise ValueError(f"{owner}: {NO_LESION_PROTOTYPE}")
     logits = branch.head(tokens, with_lesion=True)
     return torch.softmax(logits.float() / temperature, dim=-1)[..., -1]
 
@@ -62,10 +75,15 @@ def lesion_probability(
     """Per-token probability (B, L) of the shared lesion prototype (index K of the K + 1 prototype logits).
 
     Args:
-        model: a pre-trained :class:`~monai_afire.networks.AFiRe` model.
+        model: a :class:`~monai_afire.networks.AFiRe` model pre-trained with the lesion prototype and the category
+            term.
         images: (B, C, *spatial) in the model's input range.
         temperature: softmax temperature of the logits (the training temperature, 0.1 by default).
         network: ``"student"`` or ``"teacher"``: the branch whose encoder and prototype head are used.
+
+    Raises:
+        ValueError: on a bad ``network`` or ``temperature``, or when the model has no lesion prototype
+            (:data:`NO_LESION_PROTOTYPE`).
     """
     branch = _branch(model, network, "lesion_probability")
     return _lesion_probability(branch, branch.patch_tokens(images), temperature, "lesion_probability")
@@ -82,11 +100,15 @@ def anomaly_maps(
 ) -> dict[str, torch.Tensor]:
     """Label-free anomaly maps of ``images``, each (B, 1, *spatial), higher meaning more abnormal.
 
-    - ``lesion_probability``: the lesion-prototype probability of each token, upsampled to the image.
     - ``residual``: the restoration residual ``|x - x^|`` (mean over channels), averaged per patch and upsampled when
-      ``per_patch`` is True. The decoder masks the tokens whose lesion probability exceeds ``mask_threshold``, as
-      it masked the synthetic lesions in training, so it restores normal anatomy there (None masks no token).
-    - ``reconstruction``: the restored image x^ (like ``images``) and ``token_probability`` (B, L).
+      ``per_patch`` is True; ``token_residual`` (B, L) holds the per-patch means. With a lesion prototype the
+      decoder masks the tokens whose lesion probability exceeds ``mask_threshold``, as it masked the synthetic
+      lesions in training, so it restores normal anatomy there (None masks no token). Without one (the authors'
+      recipe) no token is masked: the residual then only shows what the decoder fails to reproduce, a weaker map.
+    - ``lesion_probability`` (only for a model with a lesion prototype): the lesion-prototype probability of each
+      token, upsampled to the image, and ``token_probability`` (B, L). A model without one has no such map
+      (see :data:`NO_LESION_PROTOTYPE`); these keys are then absent.
+    - ``reconstruction``: the restored image x^ (like ``images``).
 
     ``network`` chooses the branch (``"student"`` or ``"teacher"``) whose tokens give the lesion probability and
     feed the decoder. The model is run in eval mode and put back in its previous mode.
@@ -99,23 +121,24 @@ def anomaly_maps(
         encoder = branch.encoder
         spatial = tuple(images.shape[2:])
         tokens = branch.patch_tokens(images)
-        token_probability = _lesion_probability(branch, tokens, temperature, "anomaly_maps")
-        masked = (
-            torch.zeros_like(token_probability, dtype=torch.bool)
-            if mask_threshold is None
-            else token_probability > mask_threshold
-        )
+        token_probability = None
+        masked = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        if branch.head.has_lesion_prototype:
+            token_probability = _lesion_probability(branch, tokens, temperature, "anomaly_maps")
+            if mask_threshold is not None:
+                masked = token_probability > mask_threshold
+        elif temperature <= 0:
+            raise ValueError(f"anomaly_maps: temperature must be > 0, got {temperature}.")
         reconstruction = model.decoder(tokens, masked)
         residual = (images.float() - reconstruction.float()).abs().mean(dim=1, keepdim=True)
+        pool = F.avg_pool2d if len(spatial) == 2 else F.avg_pool3d
+        patch_means = pool(residual, kernel_size=encoder.patch_size, stride=encoder.patch_size).flatten(1)
         if per_patch:
-            pool = F.avg_pool2d if len(spatial) == 2 else F.avg_pool3d
-            patch_means = pool(residual, kernel_size=encoder.patch_size, stride=encoder.patch_size).flatten(1)
             residual = token_values_to_image(patch_means, encoder.grid_size, spatial)
     finally:
         model.train(was_training)
-    return {
-        "lesion_probability": token_values_to_image(token_probability, encoder.grid_size, spatial),
-        "residual": residual,
-        "reconstruction": reconstruction,
-        "token_probability": token_probability,
-    }
+    out = {"residual": residual, "token_residual": patch_means, "reconstruction": reconstruction}
+    if token_probability is not None:
+        out["lesion_probability"] = token_values_to_image(token_probability, encoder.grid_size, spatial)
+        out["token_probability"] = token_probability
+    return out

@@ -12,19 +12,28 @@ import torch.nn as nn
 from ignite.engine import Engine, Events
 from monai.inferers import Inferer
 
-from .anomaly_maps import _branch, _lesion_probability
+from .anomaly_maps import _branch, _lesion_probability, anomaly_maps
 
-__all__ = ["TokenAnomalyInferer", "TokenOutputWriter", "token_outputs"]
+__all__ = ["ANOMALY_KINDS", "TokenAnomalyInferer", "TokenOutputWriter", "token_outputs"]
+
+#: what ``token_outputs(...)["anomaly"]`` holds, by whether the model has a lesion prototype
+ANOMALY_KINDS = {True: "lesion_probability", False: "restoration_residual"}
 
 
 @torch.no_grad()
 def token_outputs(
     model: nn.Module, images: torch.Tensor, temperature: float = 0.1, network: str = "teacher"
-) -> dict[str, torch.Tensor]:
-    """Token features and per-token anomaly scores of ``images``.
+) -> dict[str, Any]:
+    """Token features and per-token anomaly scores of ``images``, no labels needed.
 
-    The anomaly score of a token is its lesion probability (see :func:`monai_afire.inferers.lesion_probability`):
-    no labels needed.
+    The anomaly score depends on the recipe the model was trained with, and ``anomaly_kind`` says which it is:
+
+    - ``"lesion_probability"`` (a model with the lesion prototype, trained with the category term: the
+      afire_pretrain bundle's ``afire_plus.json``): the token's lesion probability (see
+      :func:`monai_afire.inferers.lesion_probability`), in [0, 1].
+    - ``"restoration_residual"`` (the authors' recipe: no lesion prototype, so no lesion probability to show): the
+      mean absolute restoration residual ``|x - x^|`` of each patch, the branch's tokens decoded with no token masked
+      (``token_residual`` of :func:`monai_afire.inferers.anomaly_maps`); >= 0, on the intensity scale of the images.
 
     Args:
         model: a trained :class:`monai_afire.networks.AFiRe` (DDP/compile wrappers are unwrapped).
@@ -33,13 +42,21 @@ def token_outputs(
         network: ``"teacher"`` (the encoder kept after pre-training) or ``"student"``.
 
     Returns:
-        ``features`` (B, L, D) and ``anomaly`` (B, *grid_size) in [0, 1].
+        ``features`` (B, L, D), ``anomaly`` (B, *grid_size) and ``anomaly_kind`` (a string).
     """
     branch = _branch(model, network, "token_outputs")
     tokens = branch.patch_tokens(images)
-    anomaly = _lesion_probability(branch, tokens, temperature, "token_outputs")
+    has_lesion = branch.head.has_lesion_prototype
+    if has_lesion:
+        anomaly = _lesion_probability(branch, tokens, temperature, "token_outputs")
+    else:
+        anomaly = anomaly_maps(model, images, temperature, network=network)["token_residual"]
     grid = tuple(branch.encoder.grid_size)
-    return {"features": tokens, "anomaly": anomaly.reshape(anomaly.shape[0], *grid)}
+    return {
+        "features": tokens,
+        "anomaly": anomaly.reshape(anomaly.shape[0], *grid),
+        "anomaly_kind": ANOMALY_KINDS[has_lesion],
+    }
 
 
 class TokenAnomalyInferer(Inferer):
@@ -55,7 +72,7 @@ class TokenAnomalyInferer(Inferer):
         self.temperature = float(temperature)
         self.network = network
 
-    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Token features and anomaly maps of ``inputs``."""
         if hasattr(inputs, "as_tensor"):
             inputs = inputs.as_tensor()
@@ -65,8 +82,9 @@ class TokenAnomalyInferer(Inferer):
 class TokenOutputWriter:
     """Save each image's token features and anomaly map as ``{output_dir}/{stem}_tokens.npz``.
 
-    The arrays are ``features`` (L, D) float16 and ``anomaly`` (grid) float32; the stem is the source file name
-    without its extension (from the MetaTensor ``filename_or_obj``; ``1.2.840.113619.2.55.3.dcm``, a DICOM file
+    The arrays are ``features`` (L, D) float16, ``anomaly`` (grid) float32 and ``anomaly_kind`` (a string:
+    ``"lesion_probability"`` or ``"restoration_residual"``, see :func:`token_outputs`); the stem is the source file
+    name without its extension (from the MetaTensor ``filename_or_obj``; ``1.2.840.113619.2.55.3.dcm``, a DICOM file
     named by its UID, keeps ``1.2.840.113619.2.55.3``), or the running index when unknown. A stem met again (files of
     the same name in different folders) gets ``_2``, ``_3``, ...; ``self.sources`` maps each written file to its
     source.
@@ -103,6 +121,7 @@ class TokenOutputWriter:
     def __call__(self, engine: Engine) -> None:
         pred = engine.state.output["pred"]
         features, anomaly = pred["features"], pred["anomaly"]
+        kind = str(pred.get("anomaly_kind", ANOMALY_KINDS[True]))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for i, (name, source) in enumerate(self._names(engine, features.shape[0])):
             path = self.output_dir / f"{name}_tokens.npz"
@@ -111,5 +130,6 @@ class TokenOutputWriter:
                 path,
                 features=features[i].float().cpu().numpy().astype(np.float16),
                 anomaly=anomaly[i].float().cpu().numpy(),
+                anomaly_kind=np.array(kind),
             )
             self.written.append(path)

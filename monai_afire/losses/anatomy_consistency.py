@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch.nn.modules.loss import _Loss
@@ -28,9 +30,12 @@ class AnatomyConsistencyLoss(_Loss):
       ``Q_j`` padded with 0 at the lesion index, so normal tokens put no mass on the lesion prototype;
     - category ``L_cate``: mean over abnormal tokens of ``-log p[b, j, K]`` (one-hot on the lesion prototype).
 
-    An empty term (no normal or no abnormal token in the batch) is 0. With ``category_weight == 0`` the softmax
-    of the structure term runs over the K position prototypes only (the lesion logit is dropped) and abnormal
-    tokens are ignored: exactly the authors' published formulation. Everything is vectorised over tokens.
+    An empty term (no normal or no abnormal token in the batch) is 0. With ``category_weight == 0`` (default) the
+    softmax of the structure term runs over the K position prototypes only and abnormal tokens are ignored: exactly
+    the authors' published formulation. The student logits may then be (B, L, K) (a model without a lesion
+    prototype, ``AFiRe(lesion_prototype=False)``) or (B, L, K + 1) (the lesion logit is dropped, so the lesion
+    prototype gets no gradient and stays untrained). ``category_weight > 0`` (monai-afire's extension, the
+    ``afire_plus.json`` overlay) needs the lesion logit. Everything is vectorised over tokens.
 
     Args:
         num_positions: token positions L.
@@ -39,7 +44,11 @@ class AnatomyConsistencyLoss(_Loss):
         prototype_momentum: EMA momentum m of the prototype state.
         epsilon: Sinkhorn temperature.
         sinkhorn_iterations: Sinkhorn rounds.
-        category_weight: weight of ``L_cate`` in :meth:`forward`; 0 selects the authors' formulation.
+        category_weight: weight of ``L_cate`` in :meth:`forward`; 0 (default) selects the authors' formulation.
+
+    Raises:
+        ValueError: on bad arguments, on logits of the wrong shape, or when ``category_weight > 0`` but the student
+            logits have no lesion logit.
     """
 
     def __init__(
@@ -50,7 +59,7 @@ class AnatomyConsistencyLoss(_Loss):
         prototype_momentum: float = 0.75,
         epsilon: float = 0.05,
         sinkhorn_iterations: int = 3,
-        category_weight: float = 1.0,
+        category_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if student_temperature <= 0 or not 0.0 <= prototype_momentum <= 1.0 or category_weight < 0:
@@ -67,6 +76,7 @@ class AnatomyConsistencyLoss(_Loss):
         self.category_weight = float(category_weight)
         self.register_buffer("prototype_state", torch.zeros(self.num_positions, self.num_prototypes))
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self._warned_untrained_lesion = False
 
     @torch.no_grad()
     def update_prototype_state(self, teacher_logits: torch.Tensor, replace: bool = False) -> torch.Tensor:
@@ -103,21 +113,45 @@ class AnatomyConsistencyLoss(_Loss):
         """The two terms ``(L_stru, L_cate)`` as scalar tensors.
 
         Args:
-            student_logits: (B, L, K + 1), the lesion logit last.
+            student_logits: (B, L, K + 1) with the lesion logit last, or (B, L, K) from a model without a lesion
+                prototype (only with ``category_weight == 0``).
             teacher_logits: (B, L, K).
             token_labels: (B, L) bool, True for abnormal tokens.
             replace_prototypes: set P to the batch mean instead of the EMA step (first epoch).
         """
-        b, n, k = teacher_logits.shape
-        if (n, k) != (self.num_positions, self.num_prototypes) or student_logits.shape != (b, n, k + 1):
+        if teacher_logits.ndim != 3:
             raise ValueError(
-                f"AnatomyConsistencyLoss: expected student_logits (B, {self.num_positions}, "
-                f"{self.num_prototypes + 1}) and teacher_logits (B, {self.num_positions}, {self.num_prototypes}), "
-                f"got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}."
+                f"AnatomyConsistencyLoss: teacher_logits must be (B, L, K), got {tuple(teacher_logits.shape)}."
+            )
+        b, n, k = teacher_logits.shape
+        if (n, k) != (self.num_positions, self.num_prototypes) or student_logits.shape not in (
+            (b, n, k),
+            (b, n, k + 1),
+        ):
+            raise ValueError(
+                f"AnatomyConsistencyLoss: expected student_logits (B, {self.num_positions}, {self.num_prototypes}) "
+                f"or (B, {self.num_positions}, {self.num_prototypes + 1}) with the lesion logit, and teacher_logits "
+                f"(B, {self.num_positions}, {self.num_prototypes}), got {tuple(student_logits.shape)} and "
+                f"{tuple(teacher_logits.shape)}."
+            )
+        if self.category_weight > 0 and student_logits.shape[-1] == k:
+            raise ValueError(
+                f"AnatomyConsistencyLoss: category_weight={self.category_weight} needs the lesion logit, but the "
+                f"student logits {tuple(student_logits.shape)} have none: build the model with "
+                "AFiRe(..., lesion_prototype=True) (the bundle's afire_plus.json overlay), or set category_weight=0."
             )
         if token_labels.shape != (b, n):
             raise ValueError(
                 f"AnatomyConsistencyLoss: token_labels must be ({b}, {n}), got {tuple(token_labels.shape)}."
+            )
+        if self.category_weight == 0 and student_logits.shape[-1] == k + 1 and not self._warned_untrained_lesion:
+            self._warned_untrained_lesion = True
+            warnings.warn(
+                "AnatomyConsistencyLoss: category_weight=0 ignores the lesion logit, so the model's lesion prototype "
+                "gets no gradient and stays untrained (its probability is no anomaly score, and DDP may complain of "
+                "an unused parameter): build AFiRe(lesion_prototype=False) as train.json does, or set "
+                "category_weight > 0 as afire_plus.json does.",
+                stacklevel=2,
             )
         if self.training:
             self.update_prototype_state(teacher_logits, replace=replace_prototypes)

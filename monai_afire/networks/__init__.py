@@ -9,7 +9,12 @@ from .classifier import AFiReClassifier, build_classifier
 from .decoder import AnomalyRemovalDecoder
 from .encoder import VIT_PRESETS, AFiReEncoder
 from .position_embedding import sincos_position_embedding
-from .pretrained import extract_encoder_state_dict, load_afire_checkpoint, load_pretrained_encoder
+from .pretrained import (
+    checkpoint_has_lesion_prototype,
+    extract_encoder_state_dict,
+    load_afire_checkpoint,
+    load_pretrained_encoder,
+)
 from .prototype_head import SpatialPrototypeHead
 from .transformer import transformer_blocks
 
@@ -24,6 +29,7 @@ __all__ = [
     "VIT_PRESETS",
     "extract_encoder_state_dict",
     "load_afire_checkpoint",
+    "checkpoint_has_lesion_prototype",
     "load_pretrained_encoder",
     "sincos_position_embedding",
     "transformer_blocks",

@@ -30,8 +30,9 @@ class EncoderWithHead(nn.Module):
         out = self.encoder(images)
         return out[0] if isinstance(out, tuple) else out
 
-    def forward(self, images: torch.Tensor, with_lesion: bool = True) -> torch.Tensor:
-        """Prototype logits (B, L, K + 1), or (B, L, K) without the lesion logit."""
+    def forward(self, images: torch.Tensor, with_lesion: bool | None = None) -> torch.Tensor:
+        """Prototype logits (B, L, K + 1) with the lesion logit, or (B, L, K) without it (see
+        :meth:`SpatialPrototypeHead.forward`)."""
         return self.head(self.patch_tokens(images), with_lesion=with_lesion)
 
 
@@ -54,6 +55,10 @@ class AFiRe(nn.Module):
         decoder_depth: decoder transformer blocks.
         decoder_heads: decoder attention heads.
         patch_threshold: a token is abnormal when the mean lesion mask over its patch exceeds this.
+        lesion_prototype: give the student head the shared lesion prototype of monai-afire's category term (student
+            logits (B, L, K + 1)); False (default) is the authors' head (student logits (B, L, K)). Train it with
+            ``AFiReLoss(category_weight > 0)`` (the bundle's ``afire_plus.json``): only then is its probability a
+            label-free anomaly score.
 
     Example::
 
@@ -72,6 +77,7 @@ class AFiRe(nn.Module):
         decoder_depth: int = 8,
         decoder_heads: int = 16,
         patch_threshold: float = 0.0,
+        lesion_prototype: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(encoder, AFiReEncoder):
@@ -86,6 +92,7 @@ class AFiRe(nn.Module):
             head_hidden_dim,
             head_bottleneck_dim,
             head_nlayers,
+            lesion_prototype=lesion_prototype,
         )
         self.student = EncoderWithHead(encoder, head)
         self.teacher = copy.deepcopy(self.student)
@@ -118,7 +125,8 @@ class AFiRe(nn.Module):
             lesion_mask: (B, 1 or C, *spatial), >= 0; channels are reduced by their maximum.
 
         Returns:
-            dict with ``student_logits`` (B, L, K + 1), ``teacher_logits`` (B, L, K) (no gradient),
+            dict with ``student_logits`` (B, L, K + 1) with the lesion prototype, else (B, L, K),
+            ``teacher_logits`` (B, L, K) (no gradient),
             ``reconstruction`` (like ``clean``) and ``token_labels`` (B, L) bool, True for abnormal tokens.
         """
         if lesioned.shape != clean.shape or lesion_mask.shape[0] != clean.shape[0]:
@@ -130,7 +138,7 @@ class AFiRe(nn.Module):
             lesion_mask = lesion_mask.amax(dim=1, keepdim=True)
         token_labels = patch_labels(lesion_mask, self.student.encoder.patch_size, self.patch_threshold)
         tokens = self.student.patch_tokens(lesioned)
-        student_logits = self.student.head(tokens, with_lesion=True)
+        student_logits = self.student.head(tokens)
         with torch.no_grad():
             teacher_logits = self.teacher(clean, with_lesion=False)
         reconstruction = self.decoder(tokens, token_labels)
@@ -154,11 +162,18 @@ class AFiRe(nn.Module):
         for t_buf, s_buf in zip(self.teacher.buffers(), self.student.buffers()):
             t_buf.copy_(s_buf)
 
+    @property
+    def has_lesion_prototype(self) -> bool:
+        """Whether the student head has the shared lesion prototype (``lesion_prototype=True``)."""
+        return self.student.head.has_lesion_prototype
+
     def teacher_encoder(self) -> AFiReEncoder:
         """The teacher's encoder: the network to keep after pre-training."""
         return self.teacher.encoder
 
     def prototype_parameters(self) -> Iterator[nn.Parameter]:
-        """The student's prototype parameters (position banks and lesion prototype), frozen in the first epoch."""
+        """The student's prototype parameters (position banks and, if any, the lesion prototype), frozen in the
+        first epoch."""
         yield self.student.head.prototypes
-        yield self.student.head.lesion_prototype
+        if self.student.head.lesion_prototype is not None:
+            yield self.student.head.lesion_prototype

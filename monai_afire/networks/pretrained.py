@@ -9,9 +9,18 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from monai_afire.utils.state_dict import check_state_dict, load_weights, read_state_dict
+from monai_afire.utils.state_dict import check_state_dict, read_state_dict
+from monai_afire.utils.wrappers import unwrap_model
 
-__all__ = ["extract_encoder_state_dict", "load_afire_checkpoint", "load_pretrained_encoder"]
+__all__ = [
+    "checkpoint_has_lesion_prototype",
+    "extract_encoder_state_dict",
+    "load_afire_checkpoint",
+    "load_pretrained_encoder",
+]
+
+#: the state-dict key of the student's lesion prototype (only in models built with ``lesion_prototype=True``)
+LESION_PROTOTYPE_KEY = "student.head.lesion_prototype"
 
 #: prefixes of the encoder's weights inside an AFiRe state dict, in order of preference (teacher first).
 ENCODER_PREFIXES = ("teacher.encoder.", "student.encoder.", "encoder.")
@@ -78,6 +87,18 @@ def load_pretrained_encoder(
     return missing, unexpected
 
 
+def checkpoint_has_lesion_prototype(checkpoint: str | os.PathLike | None) -> bool:
+    """Whether a pre-training checkpoint (or bare AFiRe state dict) was trained with the lesion prototype.
+
+    True for a model built with ``AFiRe(..., lesion_prototype=True)`` (the afire_pretrain bundle's
+    ``afire_plus.json``), False for the authors' head, and False when ``checkpoint`` is None or not a file (loading it
+    then fails with a clear message). Inference configs use it to build the network that fits the checkpoint.
+    """
+    if checkpoint is None or not os.path.isfile(checkpoint):
+        return False
+    return LESION_PROTOTYPE_KEY in read_state_dict(checkpoint, owner="checkpoint_has_lesion_prototype")
+
+
 def load_afire_checkpoint(
     network: nn.Module, checkpoint: str | os.PathLike | None, map_location: Any = "cpu"
 ) -> nn.Module:
@@ -93,9 +114,23 @@ def load_afire_checkpoint(
         ``network`` with the weights loaded.
 
     Raises:
-        ValueError: no checkpoint given, or its tensors do not fit ``network`` (names the mismatching keys).
+        ValueError: no checkpoint given, or its tensors do not fit ``network`` (names the mismatching keys; says so
+            when only the lesion prototype of ``afire_plus.json`` differs).
         FileNotFoundError: no file at ``checkpoint``.
     """
     if checkpoint is None:
         raise ValueError("load_afire_checkpoint: no checkpoint given; train first or pass its path.")
-    return load_weights(network, checkpoint, map_location=map_location, owner="load_afire_checkpoint")
+    owner = "load_afire_checkpoint"
+    state = read_state_dict(checkpoint, map_location=map_location, owner=owner)
+    target = unwrap_model(network)
+    if (LESION_PROTOTYPE_KEY in state) != (LESION_PROTOTYPE_KEY in target.state_dict()):
+        trained = LESION_PROTOTYPE_KEY in state
+        raise ValueError(
+            f"{owner}: {os.fspath(checkpoint)!r} was trained {'with' if trained else 'without'} the lesion prototype, "
+            f"the model is built {'without' if trained else 'with'} it: set lesion_prototype={trained} (the "
+            "afire_pretrain bundle's afire_plus.json overlay sets it true), or use "
+            "checkpoint_has_lesion_prototype(checkpoint)."
+        )
+    check_state_dict(target, state, source=repr(os.fspath(checkpoint)), owner=owner)
+    target.load_state_dict(state, strict=False)
+    return network

@@ -7,15 +7,28 @@ import torch.nn as nn
 __all__ = ["weight_decay_param_groups"]
 
 
-def weight_decay_param_groups(model: nn.Module, weight_decay: float = 0.04) -> list[dict]:
+def _is_prototype_or_token(name: str) -> bool:
+    """Prototype banks, the lesion prototype, learned tokens (the decoder's mask token) and position embeddings."""
+    leaf = name.rsplit(".", 1)[-1]
+    return "prototype" in leaf or "token" in leaf or "position" in name
+
+
+def weight_decay_param_groups(
+    model: nn.Module, weight_decay: float = 0.04, decay_prototypes_and_tokens: bool = True
+) -> list[dict]:
     """Split the trainable parameters of ``model`` into a decayed and a non-decayed group.
 
-    Biases, one-dimensional parameters (LayerNorm/BatchNorm scales) and position embeddings or tokens are not decayed,
-    as in DINO/iBOT style pre-training. Frozen parameters (``requires_grad=False``, e.g. the teacher) are skipped.
+    Biases and one-dimensional parameters (LayerNorm/BatchNorm scales) are never decayed. Frozen parameters
+    (``requires_grad=False``, e.g. the teacher) are skipped.
 
     Args:
         model: the network to optimise.
         weight_decay: initial weight decay of the decayed group.
+        decay_prototypes_and_tokens: True (default, the authors' DINO-style rule): every other parameter is
+            decayed, including the per-position prototype banks, the shared lesion prototype (one-dimensional, but
+            a prototype), the decoder's mask token and any learned position embedding or token. False: these are not
+            decayed either (the earlier monai-afire default). The prototypes are unit-normalised in the forward pass, so
+            decay on them only shrinks their raw norm (which enlarges the effective step of their direction).
 
     Returns:
         ``[{"params": decayed, "weight_decay": weight_decay, "name": "decay"},
@@ -29,11 +42,12 @@ def weight_decay_param_groups(model: nn.Module, weight_decay: float = 0.04) -> l
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        leaf = name.rsplit(".", 1)[-1]
-        if param.ndim <= 1 or leaf == "bias" or "position" in name or "token" in leaf or "prototype" in leaf:
-            no_decay.append(param)
+        special = _is_prototype_or_token(name)
+        if special:
+            decayed = decay_prototypes_and_tokens and (param.ndim > 1 or "prototype" in name.rsplit(".", 1)[-1])
         else:
-            decay.append(param)
+            decayed = param.ndim > 1 and name.rsplit(".", 1)[-1] != "bias"
+        (decay if decayed else no_decay).append(param)
     if not decay and not no_decay:
         raise ValueError(f"weight_decay_param_groups: {type(model).__name__} has no trainable parameters.")
     return [

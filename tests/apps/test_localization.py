@@ -5,12 +5,14 @@ from __future__ import annotations
 import unittest
 
 import numpy as np
+import torch
+from parameterized import parameterized
 from PIL import Image
 
-from monai_afire.apps import localization_cases, run_localization
+from monai_afire.apps import load_afire_model, localization_cases, run_localization
 from monai_afire.apps.localization import prepared_mask
 from monai_afire.metrics.localization import resized_boxes
-from monai_afire.networks import AFiReClassifier, AFiReEncoder
+from monai_afire.networks import AFiRe, AFiReClassifier, AFiReEncoder
 from tests.tiny import TmpDirTestCase
 
 
@@ -79,6 +81,24 @@ class TestLocalization(TmpDirTestCase):
                                              num_heads=2), 1)  # fmt: skip
         with self.assertRaisesRegex(ValueError, "film.png"):
             run_localization([record], ["Mass"], 32, self.tmp / "out", classifier=model)
+
+
+    @parameterized.expand([(False,), (True,)])
+    def test_afire_maps_follow_the_recipe(self, lesion_prototype):
+        """The authors' recipe (no lesion prototype) gives only the residual; the afire_plus model both maps."""
+        record = _film(self.tmp)
+        encoder = {"arch": "vit_tiny", "img_size": 32, "patch_size": 8, "hidden_size": 16, "num_layers": 1,
+                   "num_heads": 2}  # fmt: skip
+        sizes = {"num_prototypes": 4, "head_hidden_dim": 8, "head_bottleneck_dim": 8, "decoder_dim": 16,
+                 "decoder_depth": 1, "decoder_heads": 2}  # fmt: skip
+        torch.manual_seed(0)
+        trained = AFiRe(AFiReEncoder(**encoder), lesion_prototype=lesion_prototype, **sizes)
+        torch.save({"model": trained.state_dict()}, self.tmp / "afire_checkpoint_1.pt")
+        model = load_afire_model(self.tmp / "afire_checkpoint_1.pt", encoder, **sizes)  # detects the lesion prototype
+        self.assertEqual(model.has_lesion_prototype, lesion_prototype)
+        scores = run_localization([record], ["Mass"], 32, self.tmp / "out", afire_model=model)
+        self.assertEqual(set(scores), {"lesion_probability", "residual"} if lesion_prototype else {"residual"})
+        self.assertEqual((self.tmp / "out" / "localization_lesion_probability.md").exists(), lesion_prototype)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,8 @@ class TestClassificationBundleRuns(TmpDirTestCase):
         prevalence = {"Cardiomegaly": 0.5, "Effusion": 0.4, "Nodule": 0.5}
         cls.sim_dir = simulated_set(root, 30, seed=3, image_size=32, prevalence=prevalence, test_fraction=0.3)
         torch.manual_seed(0)
-        model = AFiRe(AFiReEncoder(mlp_dim=64, **ENCODER), **AFIRE)
+        # trained with the lesion prototype (afire_plus.json), so that localisation has all three maps
+        model = AFiRe(AFiReEncoder(mlp_dim=64, **ENCODER), lesion_prototype=True, **AFIRE)
         cls.afire_checkpoint = root / "afire_checkpoint_10.pt"  # the pre-trainer's format: {"model": state dict}
         torch.save({"model": model.state_dict()}, cls.afire_checkpoint)
 

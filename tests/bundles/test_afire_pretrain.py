@@ -28,7 +28,7 @@ TINY = {k: v for k, v in {**BUNDLE_OVERRIDES, **AFIRE}.items() if k not in ("dev
 METADATA_SCHEMA = json.loads((Path(__file__).resolve().parent / "bundle_schema.json").read_text())
 
 
-def _train_workflow(tmp: Path, data: Path | str, **overrides) -> ConfigWorkflow:
+def _train_workflow(tmp: Path, data: Path | str, configs=("train.json", "demo.json"), **overrides) -> ConfigWorkflow:
     settings = dict(
         TINY,
         dataset_dir=str(data),
@@ -42,11 +42,26 @@ def _train_workflow(tmp: Path, data: Path | str, **overrides) -> ConfigWorkflow:
     )
     settings.update(overrides)
     return ConfigWorkflow(
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "demo.json")],
+        config_file=[str(CONFIGS / c) for c in configs],
         meta_file=str(CONFIGS / "metadata.json"),
         logging_file=str(CONFIGS / "logging.conf"),
         workflow_type="train",
         **settings,
+    )
+
+
+def _infer_workflow(tmp: Path, configs=("inference.json",)) -> ConfigWorkflow:
+    return ConfigWorkflow(
+        config_file=[str(CONFIGS / c) for c in configs],
+        meta_file=str(CONFIGS / "metadata.json"),
+        workflow_type="infer",
+        **dict(
+            TINY,
+            dataset_dir=str(tmp / "films"),
+            ckpt_dir=str(tmp / "models"),
+            output_dir=str(tmp / "tokens"),
+            batch_size=3,
+        ),
     )
 
 
@@ -76,31 +91,24 @@ class TestAFiRePretrainBundle(unittest.TestCase):
             self.assertTrue((tmp / "models" / "teacher_encoder.pt").is_file())
             self.assertTrue(list((tmp / "eval").glob("events.out.tfevents*")))
 
-            infer = ConfigWorkflow(
-                config_file=str(CONFIGS / "inference.json"),
-                meta_file=str(CONFIGS / "metadata.json"),
-                workflow_type="infer",
-                **dict(
-                    TINY,
-                    dataset_dir=str(tmp / "films"),
-                    ckpt_dir=str(tmp / "models"),
-                    output_dir=str(tmp / "tokens"),
-                    batch_size=3,
-                ),
-            )
+            self.assertEqual(history[0]["category"], 0.0)  # the authors' recipe: no category term
+            infer = _infer_workflow(tmp)
             infer.initialize()
             self.assertFalse(infer.check_properties())
             infer.run()
             infer.finalize()
             outputs = sorted((tmp / "tokens").glob("*_tokens.npz"))
             self.assertEqual([p.name for p in outputs], [f"film_{i}_tokens.npz" for i in range(8)])
-            # each file holds the teacher's tokens and lesion probability of its own film
+            # each file holds the teacher's tokens and anomaly map of its own film: the restoration residual, since
+            # the authors' recipe has no lesion prototype
             model = load_afire_checkpoint(AFiRe(AFiReEncoder(mlp_dim=64, **ENCODER), **AFIRE), checkpoint).eval()
             film = radiograph_transforms(32)({"image": str(tmp / "films" / "film_0.png")})["image"]
             expected = token_outputs(model, film.as_tensor()[None], network="teacher")
+            self.assertEqual(expected["anomaly_kind"], "restoration_residual")
             with np.load(outputs[0]) as z:
                 self.assertEqual(z["features"].shape, (16, 32))
                 self.assertEqual(z["anomaly"].shape, (4, 4))
+                self.assertEqual(str(z["anomaly_kind"]), "restoration_residual")
                 np.testing.assert_allclose(z["anomaly"], expected["anomaly"][0].numpy(), rtol=1e-4, atol=1e-6)
                 np.testing.assert_allclose(
                     z["features"].astype(np.float32), expected["features"][0].numpy(), rtol=1e-2, atol=1e-2
@@ -126,6 +134,34 @@ class TestAFiRePretrainBundle(unittest.TestCase):
             )
             x = torch.rand(2, 1, 32, 32)
             torch.testing.assert_close(exported(x), encoder.eval()(x), rtol=1e-4, atol=1e-5)
+
+    def test_afire_plus_with_lesion_copies_then_inference(self):
+        """train.json + afire_plus.json + demo.json, 2 lesion copies per epoch: twice the iterations, the category
+        term trained, and inference (with or without the overlay) gives the lesion probability."""
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            write_films(tmp / "films", n=8)
+            train = _train_workflow(
+                tmp,
+                tmp / "films",
+                configs=("train.json", "afire_plus.json", "demo.json"),
+                max_epochs=1,
+                lesion_copies_per_epoch=2,
+            )
+            train.initialize()
+            train.run()
+            train.finalize()
+            self.assertEqual(latest_checkpoint(tmp / "models").name, "afire_checkpoint_4.pt")  # 8 films x 2 / 4
+            history = read_loss_history(tmp / "eval" / "loss_history.csv")
+            self.assertGreater(history[0]["category"], 0.0)
+            for configs in (("inference.json",), ("inference.json", "afire_plus.json")):
+                infer = _infer_workflow(tmp, configs)
+                infer.initialize()
+                infer.run()
+                infer.finalize()
+                with np.load(tmp / "tokens" / "film_0_tokens.npz") as z:
+                    self.assertEqual(str(z["anomaly_kind"]), "lesion_probability")
+                    self.assertTrue(((z["anomaly"] >= 0) & (z["anomaly"] <= 1)).all())
 
     def test_bad_inputs(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -197,6 +233,7 @@ class TestMetadata(unittest.TestCase):
             "demo.json",
             "multi_gpu_train.json",
             "inference.json",
+            "afire_plus.json",
             "logging.conf",
         ):
             self.assertTrue((CONFIGS / name).is_file(), name)

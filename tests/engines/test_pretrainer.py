@@ -7,8 +7,10 @@ import torch
 from ignite.engine import Events
 from monai.engines.utils import IterationEvents
 from monai.inferers import SimpleInferer
+from parameterized import parameterized
 
-from monai_afire.engines import AFiRePrepareBatch, AFiRePretrainer
+from monai_afire.data import RepeatedDataset
+from monai_afire.engines import AFiRePrepareBatch, AFiRePretrainer, clip_gradients
 from monai_afire.handlers import TeacherEMA
 from tests.tiny import tiny_batches, tiny_loss, tiny_model, tiny_trainer
 
@@ -80,9 +82,58 @@ class TestAFiRePretrainer(unittest.TestCase):
             torch.testing.assert_close(t, (1 - momentum) * t0 + momentum * s, rtol=1e-5, atol=1e-6)
         self.assertFalse(any(p.requires_grad for p in model.teacher.parameters()))
 
-    def test_gradient_clipping(self):
+    @parameterized.expand([(1e-3,), (0.05,), (100.0,)])
+    def test_per_tensor_clipping_equals_clipping_each_tensor_alone(self, max_norm):
+        torch.manual_seed(0)
+        params = [torch.nn.Parameter(torch.zeros(s)) for s in ((3, 4), (5,), (2, 2, 2), (7,))]
+        for p, scale in zip(params, (0.01, 1.0, 3.0, 0.0)):
+            p.grad = torch.randn(p.shape) * scale
+        params.append(torch.nn.Parameter(torch.zeros(2)))  # no gradient: skipped
+        expected = []
+        for p in params[:4]:
+            alone = torch.nn.Parameter(p.detach().clone())
+            alone.grad = p.grad.clone()
+            torch.nn.utils.clip_grad_norm_([alone], max_norm)
+            expected.append(alone.grad)
+        total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params[:4]]))
+        returned = clip_gradients(params, max_norm, "per_tensor")
+        torch.testing.assert_close(returned, total)
+        for p, e in zip(params[:4], expected):
+            torch.testing.assert_close(p.grad, e, rtol=0, atol=0)
+        self.assertIsNone(params[4].grad)
+        # the global mode is torch's clip_grad_norm_ over all tensors together
+        grads = [torch.randn(3, 4), torch.randn(5) * 4]
+        a = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+        b = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+        for pa, pb, g in zip(a, b, grads):
+            pa.grad, pb.grad = g.clone(), g.clone()
+        torch.testing.assert_close(clip_gradients(a, max_norm, "global"), torch.nn.utils.clip_grad_norm_(b, max_norm))
+        for pa, pb in zip(a, b):
+            torch.testing.assert_close(pa.grad, pb.grad)
+        with self.assertRaisesRegex(ValueError, "mode"):
+            clip_gradients(a, 1.0, "layer")
+
+    def test_per_tensor_clipping_in_the_trainer(self):
         model = tiny_model()
         trainer = tiny_trainer(model, max_epochs=1, n=4, clip_grad_norm=1e-3)
+        self.assertEqual(trainer.clip_grad_mode, "per_tensor")
+        norms = []
+        trainer.add_event_handler(
+            IterationEvents.MODEL_COMPLETED,
+            lambda e: norms.append(
+                [float(p.grad.norm()) for g in e.optimizer.param_groups for p in g["params"] if p.grad is not None]
+            ),
+        )
+        trainer.run()
+        self.assertGreater(trainer.state.grad_norm, 1e-3)
+        self.assertTrue(all(n <= 1e-3 * 1.01 for n in norms[0]))
+        self.assertGreater(sum(n**2 for n in norms[0]) ** 0.5, 2e-3)  # not the global clip
+        with self.assertRaisesRegex(ValueError, "clip_grad_mode"):
+            tiny_trainer(model, clip_grad_mode="norm")
+
+    def test_gradient_clipping(self):
+        model = tiny_model()
+        trainer = tiny_trainer(model, max_epochs=1, n=4, clip_grad_norm=1e-3, clip_grad_mode="global")
         norms = []
         trainer.add_event_handler(
             IterationEvents.MODEL_COMPLETED,
@@ -158,6 +209,38 @@ class TestAFiRePretrainer(unittest.TestCase):
         trainer = AFiRePretrainer("cpu", 1, loader, model, optimizer, tiny_loss(model))
         with self.assertRaisesRegex(ValueError, "lesion_mask"):
             trainer.run()
+
+
+class TestLesionCopiesPerEpoch(unittest.TestCase):
+    def test_five_copies_make_epochs_and_epoch_schedules_five_times_longer(self):
+        """Warm-up, prototype freezing and the first-epoch prototype replacement count the longer epoch."""
+        runs = {}
+        for copies in (1, 5):
+            model = tiny_model()
+            loader = torch.utils.data.DataLoader(RepeatedDataset(tiny_batches(8), copies), batch_size=4)
+            trainer = tiny_trainer(model, max_epochs=2, loader=loader)  # warm-up 1 epoch, prototypes frozen 1 epoch
+            trainer.loss_function = RecordingLoss(trainer.loss_function)
+            lrs, frozen = [], []
+            before = model.student.head.prototypes.detach().clone()
+            trainer.add_event_handler(
+                Events.ITERATION_COMPLETED, lambda e, lrs=lrs: lrs.append(e.optimizer.param_groups[0]["lr"])
+            )
+            trainer.add_event_handler(
+                Events.ITERATION_COMPLETED,
+                lambda e, m=model, b=before, f=frozen: f.append(torch.equal(m.student.head.prototypes, b)),
+            )
+            trainer.run()
+            runs[copies] = (trainer.state.epoch_length, lrs, frozen, trainer.loss_function.flags)
+        (length1, lrs1, frozen1, flags1), (length5, lrs5, frozen5, flags5) = runs[1], runs[5]
+        self.assertEqual((length1, length5), (2, 10))
+        self.assertEqual(len(lrs5), 5 * len(lrs1))
+        self.assertEqual(int(torch.tensor(lrs5).argmax()), 9)  # the warm-up peaks at the end of the longer epoch
+        self.assertEqual(int(torch.tensor(lrs1).argmax()), 1)
+        self.assertTrue(all(a < b for a, b in zip(lrs5[:9], lrs5[1:10])))
+        self.assertEqual(frozen5, [True] * 10 + [False] * 10)
+        self.assertEqual(frozen1, [True] * 2 + [False] * 2)
+        self.assertEqual(flags5, [True] * 10 + [False] * 10)
+        self.assertEqual(flags1, [True] * 2 + [False] * 2)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import torch
 from ignite.engine import Events
 
 from monai_afire.handlers import PretrainCheckpoint, latest_checkpoint
-from monai_afire.networks import load_afire_checkpoint
+from monai_afire.networks import checkpoint_has_lesion_prototype, load_afire_checkpoint
 from tests.tiny import tiny_model, tiny_trainer, write_films
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +69,21 @@ class TestPretrainCheckpoint(unittest.TestCase):
                 self.assertTrue(torch.equal(a, b), k)
             with self.assertRaisesRegex(ValueError, "no checkpoint"):
                 load_afire_checkpoint(wider, None)
+
+    def test_lesion_prototype_is_detected_and_a_mismatch_explained(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            authors, plus = Path(tmp) / "authors.pt", Path(tmp) / "plus.pt"
+            torch.save({"model": tiny_model().state_dict()}, authors)
+            torch.save({"model": tiny_model(lesion_prototype=True).state_dict()}, plus)
+            self.assertFalse(checkpoint_has_lesion_prototype(authors))
+            self.assertTrue(checkpoint_has_lesion_prototype(plus))
+            self.assertFalse(checkpoint_has_lesion_prototype(None))
+            self.assertFalse(checkpoint_has_lesion_prototype(Path(tmp) / "missing.pt"))
+            with self.assertRaisesRegex(ValueError, "trained with the lesion prototype.*afire_plus.json"):
+                load_afire_checkpoint(tiny_model(), plus)
+            with self.assertRaisesRegex(ValueError, "trained without the lesion prototype.*lesion_prototype=False"):
+                load_afire_checkpoint(tiny_model(lesion_prototype=True), authors)
+            self.assertTrue(load_afire_checkpoint(tiny_model(seed=2, lesion_prototype=True), plus).has_lesion_prototype)
 
 
 def _run(data: Path, ckpt: Path, epochs: int, hang: int = 0) -> subprocess.Popen:

@@ -13,9 +13,9 @@ HEAD = {"num_prototypes": 8, "head_hidden_dim": 16, "head_bottleneck_dim": 8, "d
 LESION_TOKEN = 6  # row 1, column 2 of the 4 x 4 grid: pixels [4:8, 8:12]
 
 
-def _model() -> AFiRe:
+def _model(lesion_prototype: bool = True) -> AFiRe:
     torch.manual_seed(0)
-    return AFiRe(AFiReEncoder(**ENCODER), decoder_heads=2, **HEAD)
+    return AFiRe(AFiReEncoder(**ENCODER), decoder_heads=2, lesion_prototype=lesion_prototype, **HEAD)
 
 
 def _lesion_logits(tokens, with_lesion=True):
@@ -52,6 +52,26 @@ class TestAnomalyMaps(unittest.TestCase):
         self.assertTrue(model.training)
         self.assertTrue(model.teacher.training is False)
         torch.testing.assert_close(out["token_probability"], lesion_probability(model.eval(), x))
+
+    def test_model_without_lesion_prototype_gives_only_the_residual(self):
+        model = _model(lesion_prototype=False)
+        x = torch.rand(2, 1, 16, 16)
+        decoder_forward = model.decoder.forward
+        masks = []
+
+        def spy(tokens, token_labels):
+            masks.append(token_labels.clone())
+            return decoder_forward(tokens, token_labels)
+
+        with mock.patch.object(model.decoder, "forward", side_effect=spy):
+            out = anomaly_maps(model, x)
+        self.assertEqual(set(out), {"residual", "token_residual", "reconstruction"})
+        self.assertFalse(masks[0].any(), "no lesion probability, so no token is masked")
+        self.assertEqual(out["residual"].shape, (2, 1, 16, 16))
+        patches = (x - out["reconstruction"]).abs().reshape(2, 4, 4, 4, 4).mean(dim=(2, 4)).flatten(1)
+        torch.testing.assert_close(out["token_residual"], patches)
+        with self.assertRaisesRegex(ValueError, "afire_plus.json"):
+            lesion_probability(model, x)
 
     def test_pixel_residual(self):
         model = _model()

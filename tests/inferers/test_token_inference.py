@@ -6,14 +6,15 @@ import numpy as np
 import torch
 from ignite.engine import Engine
 from monai.data import MetaTensor
+from parameterized import parameterized
 
-from monai_afire.inferers import TokenAnomalyInferer, TokenOutputWriter, lesion_probability, token_outputs
-from tests.tiny import TmpDirTestCase, tiny_model
+from monai_afire.inferers import TokenAnomalyInferer, TokenOutputWriter, anomaly_maps, lesion_probability, token_outputs
+from tests.tiny import IMAGE, TmpDirTestCase, tiny_model
 
 
 class TestTokenOutputs(TmpDirTestCase):
     def test_teacher_by_default_and_the_one_lesion_probability(self):
-        model = tiny_model()
+        model = tiny_model(lesion_prototype=True)
         with torch.no_grad():
             model.teacher.head.lesion_prototype.add_(1.0)  # teacher and student differ
         x = torch.rand(2, 1, 32, 32)
@@ -41,6 +42,25 @@ class TestTokenOutputs(TmpDirTestCase):
         with np.load(writer.written[1]) as z:
             self.assertEqual(z["features"].dtype, np.float16)
             np.testing.assert_allclose(z["anomaly"], expected["anomaly"][1].numpy(), rtol=1e-6)
+            self.assertEqual(str(z["anomaly_kind"]), "restoration_residual")
+
+    @parameterized.expand([("authors", False), ("afire_plus", True)])
+    def test_anomaly_follows_the_recipe(self, _, lesion_prototype):
+        """A lesion probability only with a lesion prototype; the authors' recipe gives the restoration residual."""
+        model = tiny_model(lesion_prototype=lesion_prototype).eval()
+        x = torch.rand(2, 1, IMAGE, IMAGE)
+        out = TokenAnomalyInferer()(x, model)
+        self.assertEqual(tuple(out["anomaly"].shape), (2, 4, 4))
+        if lesion_prototype:
+            self.assertEqual(out["anomaly_kind"], "lesion_probability")
+            expected = lesion_probability(model, x, network="teacher")
+        else:
+            self.assertEqual(out["anomaly_kind"], "restoration_residual")
+            expected = anomaly_maps(model, x, network="teacher")["token_residual"]
+            with self.assertRaisesRegex(ValueError, "afire_plus.json"):
+                lesion_probability(model, x)
+        torch.testing.assert_close(out["anomaly"].flatten(1), expected)
+        self.assertGreaterEqual(float(out["anomaly"].min()), 0.0)
 
     def test_writer_keeps_dicom_uid_names_apart(self):
         """DICOM files are often named by their UID: every stem used to be cut at the first dot ("1"), so all

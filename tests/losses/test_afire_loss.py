@@ -35,6 +35,22 @@ class TestAFiReLoss(unittest.TestCase):
         self.assertIsNotNone(out["student_logits"].grad)
         self.assertIn("anatomy.prototype_state", loss.state_dict())
 
+    def test_defaults_are_the_authors_objective(self):
+        out = outputs()
+        clean, mask = torch.rand(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)
+        loss = AFiReLoss(4, 3)
+        self.assertEqual((loss.category_weight, loss.restoration.target), (0.0, "normalized"))
+        without_lesion = dict(out, student_logits=out["student_logits"][..., :3])  # AFiRe(lesion_prototype=False)
+        total, parts = loss(without_lesion, clean, mask)
+        self.assertEqual(parts["category"], 0.0)
+        raw = AnomalyRemovalRestorationLoss(target="raw")(out["reconstruction"], clean)
+        self.assertAlmostEqual(parts["restoration"] / raw.item(), 19.6, delta=0.05)
+        torch.testing.assert_close(total, torch.tensor(parts["structure"] + parts["restoration"]))
+        raw_loss = AFiReLoss(4, 3, restoration_target="raw")
+        self.assertAlmostEqual(raw_loss(without_lesion, clean, mask)[1]["restoration"], raw.item(), places=6)
+        with self.assertRaisesRegex(ValueError, "lesion_prototype=True"):
+            AFiReLoss(4, 3, category_weight=1.0)(without_lesion, clean, mask)
+
     def test_kwargs_reach_anatomy_loss(self):
         loss = AFiReLoss(4, 3, category_weight=0.0, student_temperature=0.2, prototype_momentum=0.9)
         self.assertEqual(loss.anatomy.student_temperature, 0.2)
@@ -42,7 +58,7 @@ class TestAFiReLoss(unittest.TestCase):
         self.assertEqual(loss.anatomy.category_weight, 0.0)
 
     def test_replace_prototypes(self):
-        loss = AFiReLoss(4, 3)
+        loss = AFiReLoss(4, 3, category_weight=1.0)
         out = outputs()
         loss(out, torch.rand(2, 1, 4, 4), torch.zeros(2, 1, 4, 4))
         out2 = outputs(seed=1)

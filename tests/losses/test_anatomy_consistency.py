@@ -53,7 +53,7 @@ class TestAnatomyConsistencyLoss(unittest.TestCase):
     @parameterized.expand([(0.3,), (0.0,), (1.0,)])
     def test_matches_naive_loop(self, fraction):
         student, teacher, labels = make_batch(abnormal_fraction=fraction)
-        loss = AnatomyConsistencyLoss(L, K, student_temperature=T)
+        loss = AnatomyConsistencyLoss(L, K, student_temperature=T, category_weight=1.0)
         stru, cate = loss.structure_and_category(student, teacher, labels)
         ref_stru, ref_cate, ref_p = naive_terms(student, teacher, labels)
         self.assertAlmostEqual(stru.item(), ref_stru, delta=1e-5)
@@ -71,7 +71,7 @@ class TestAnatomyConsistencyLoss(unittest.TestCase):
     def test_empty_terms_are_zero_with_gradient(self):
         student, teacher, _ = make_batch()
         student.requires_grad_(True)
-        loss = AnatomyConsistencyLoss(L, K)
+        loss = AnatomyConsistencyLoss(L, K, category_weight=1.0)
         stru, cate = loss.structure_and_category(student, teacher, torch.zeros(B, L, dtype=torch.bool))
         self.assertEqual(cate.item(), 0.0)
         stru2, cate2 = loss.structure_and_category(student, teacher, torch.ones(B, L, dtype=torch.bool))
@@ -96,10 +96,26 @@ class TestAnatomyConsistencyLoss(unittest.TestCase):
         stru, _ = with_lesion.structure_and_category(student, teacher, labels)
         self.assertGreater(stru.item(), value.item())
 
+    def test_default_is_authors_formulation_and_accepts_logits_without_lesion(self):
+        student, teacher, labels = make_batch()
+        default = AnatomyConsistencyLoss(L, K)
+        self.assertEqual(default.category_weight, 0.0)
+        with self.assertWarnsRegex(UserWarning, "stays untrained"):
+            with_lesion = default(student, teacher, labels)
+        default.eval()
+        without = default(student[..., :K], teacher, labels)  # a model with no lesion prototype: (B, L, K)
+        torch.testing.assert_close(without, with_lesion)
+        ref_stru, _, _ = naive_terms(student, teacher, labels, with_lesion=False)
+        self.assertAlmostEqual(without.item(), ref_stru, delta=1e-5)
+        with self.assertRaisesRegex(ValueError, "lesion_prototype=True"):
+            AnatomyConsistencyLoss(L, K, category_weight=1.0)(student[..., :K], teacher, labels)
+        with self.assertRaisesRegex(ValueError, "student_logits"):
+            default(student[..., : K - 1], teacher, labels)
+
     def test_normal_tokens_put_no_mass_on_lesion(self):
         student, teacher, _ = make_batch()
         student.requires_grad_(True)
-        loss = AnatomyConsistencyLoss(L, K)
+        loss = AnatomyConsistencyLoss(L, K, category_weight=1.0)
         stru, _ = loss.structure_and_category(student, teacher, torch.zeros(B, L, dtype=torch.bool))
         stru.backward()
         self.assertTrue(torch.all(student.grad[..., K] > 0))  # descent lowers the lesion logit of normal tokens
@@ -132,15 +148,17 @@ class TestAnatomyConsistencyLoss(unittest.TestCase):
     def test_vectorised_is_batch_order_invariant(self):
         student, teacher, labels = make_batch()
         perm = torch.tensor([2, 0, 1])
-        a = AnatomyConsistencyLoss(L, K)(student, teacher, labels)
-        b = AnatomyConsistencyLoss(L, K)(student[perm], teacher[perm], labels[perm])
+        a = AnatomyConsistencyLoss(L, K, category_weight=1.0)(student, teacher, labels)
+        b = AnatomyConsistencyLoss(L, K, category_weight=1.0)(student[perm], teacher[perm], labels[perm])
         torch.testing.assert_close(a, b)
 
     def test_bad_input(self):
         student, teacher, labels = make_batch()
         loss = AnatomyConsistencyLoss(L, K)
         with self.assertRaisesRegex(ValueError, "student_logits"):
-            loss(student[..., :K], teacher, labels)
+            loss(student[..., : K - 1], teacher, labels)
+        with self.assertRaisesRegex(ValueError, "teacher_logits"):
+            loss(student, teacher[0], labels)
         b = student.shape[0]
         with self.assertRaisesRegex(ValueError, rf"token_labels must be \({b}, {L}\), got \({b}, 2\)"):
             loss(student, teacher, labels[:, :2])

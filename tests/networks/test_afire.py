@@ -39,13 +39,14 @@ def lesion_batch(batch, size, seed=0):
 
 
 class TestAFiRe(unittest.TestCase):
-    @parameterized.expand([(2, (32, 32)), (3, (16, 16, 24))])
-    def test_forward_shapes(self, dims, size):
-        model = tiny_model(img_size=size, spatial_dims=dims)
+    @parameterized.expand([(2, (32, 32), p) for p in (False, True)] + [(3, (16, 16, 24), p) for p in (False, True)])
+    def test_forward_shapes(self, dims, size, lesion_prototype):
+        model = tiny_model(img_size=size, spatial_dims=dims, lesion_prototype=lesion_prototype)
+        self.assertEqual(model.has_lesion_prototype, lesion_prototype)
         lesioned, clean, mask = lesion_batch(2, size)
         out = model(lesioned, clean, mask)
         n = model.num_positions
-        self.assertEqual(tuple(out["student_logits"].shape), (2, n, 9))
+        self.assertEqual(tuple(out["student_logits"].shape), (2, n, 9 if lesion_prototype else 8))
         self.assertEqual(tuple(out["teacher_logits"].shape), (2, n, 8))
         self.assertEqual(out["reconstruction"].shape, clean.shape)
         self.assertEqual(out["token_labels"].dtype, torch.bool)
@@ -65,14 +66,20 @@ class TestAFiRe(unittest.TestCase):
         self.assertIs(model.teacher_encoder(), model.teacher.encoder)
         self.assertIsInstance(model.teacher_encoder(), AFiReEncoder)
         protos = list(model.prototype_parameters())
+        self.assertEqual(len(protos), 1)  # the authors' head: no lesion prototype
         self.assertIs(protos[0], model.student.head.prototypes)
-        self.assertTrue(all(p.requires_grad for p in protos))
+        self.assertIsNone(model.student.head.lesion_prototype)
+        self.assertNotIn("student.head.lesion_prototype", model.state_dict())
+        plus = list(tiny_model(lesion_prototype=True).prototype_parameters())
+        self.assertEqual(len(plus), 2)
+        self.assertTrue(all(p.requires_grad for p in protos + plus))
 
-    def test_no_gradient_reaches_teacher(self):
-        model = tiny_model()
+    @parameterized.expand([(False, 0.0), (True, 1.0)])
+    def test_no_gradient_reaches_teacher(self, lesion_prototype, category_weight):
+        model = tiny_model(lesion_prototype=lesion_prototype)
         lesioned, clean, mask = lesion_batch(4, (32, 32))
         out = model(lesioned, clean, mask)
-        total, _ = AFiReLoss(16, 8)(out, clean, mask)
+        total, _ = AFiReLoss(16, 8, category_weight=category_weight)(out, clean, mask)
         total.backward()
         self.assertTrue(all(p.grad is None for p in model.teacher.parameters()))
         # every trainable parameter of the student and decoder is used (DDP needs no find_unused_parameters)
@@ -124,11 +131,12 @@ class TestAFiRe(unittest.TestCase):
         for key in ("student_logits", "teacher_logits", "reconstruction"):
             torch.testing.assert_close(a[key][perm], b[key], atol=1e-5, rtol=1e-5)
 
-    def test_training_lowers_each_component(self):
-        model = tiny_model(seed=1)
+    @parameterized.expand([("authors", False, 0.0), ("afire_plus", True, 1.0)])
+    def test_training_lowers_each_component(self, _, lesion_prototype, category_weight):
+        model = tiny_model(seed=1, lesion_prototype=lesion_prototype)
         # a teacher unlike the student: a copy would start the structure term at its optimum (same weights)
-        model.teacher.load_state_dict(tiny_model(seed=11).teacher.state_dict())
-        loss_fn = AFiReLoss(model.num_positions, 8)
+        model.teacher.load_state_dict(tiny_model(seed=11, lesion_prototype=lesion_prototype).teacher.state_dict())
+        loss_fn = AFiReLoss(model.num_positions, 8, category_weight=category_weight)
         lesioned, clean, mask = lesion_batch(8, (32, 32), seed=3)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
         history = []
@@ -140,8 +148,11 @@ class TestAFiRe(unittest.TestCase):
             opt.step()
             model.update_teacher(1.0)  # a still teacher keeps the targets fixed on this fixed batch
             history.append({"total": total.item(), **parts})
-        for key in ("total", "structure", "category", "restoration"):
+        keys = ("total", "structure", "restoration") + (("category",) if category_weight else ())
+        for key in keys:
             self.assertLess(history[-1][key], 0.9 * history[0][key], key)
+        if not category_weight:
+            self.assertTrue(all(h["category"] == 0.0 for h in history))
 
     def test_multichannel_mask_and_bad_shapes(self):
         model = tiny_model()

@@ -26,7 +26,9 @@ def naive_logits(head: SpatialPrototypeHead, tokens: torch.Tensor) -> torch.Tens
 class TestSpatialPrototypeHead(unittest.TestCase):
     def setUp(self):
         torch.manual_seed(0)
-        self.head = SpatialPrototypeHead(12, num_positions=5, num_prototypes=4, hidden_dim=16, bottleneck_dim=8)
+        self.head = SpatialPrototypeHead(
+            12, num_positions=5, num_prototypes=4, hidden_dim=16, bottleneck_dim=8, lesion_prototype=True
+        )
 
     def test_matches_naive_loop(self):
         tokens = torch.randn(3, 5, 12)
@@ -38,6 +40,22 @@ class TestSpatialPrototypeHead(unittest.TestCase):
         self.assertEqual(tuple(out.shape), (3, 5, 5))
         torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(without, out[..., :4])
+
+    def test_default_has_no_lesion_prototype(self):
+        torch.manual_seed(0)
+        head = SpatialPrototypeHead(12, num_positions=5, num_prototypes=4, hidden_dim=16, bottleneck_dim=8)
+        self.assertFalse(head.has_lesion_prototype)
+        self.assertTrue(self.head.has_lesion_prototype)
+        self.assertEqual([n for n, _ in head.named_parameters() if "prototype" in n], ["prototypes"])
+        tokens = torch.randn(3, 5, 12)
+        with torch.no_grad():
+            logits = head(tokens)
+            self.assertEqual(tuple(logits.shape), (3, 5, 4))
+            torch.testing.assert_close(head(tokens, with_lesion=False), logits)
+            self.assertEqual(tuple(self.head(tokens).shape), (3, 5, 5))
+        self.assertIsNone(head.prototype_vectors()[1])
+        with self.assertRaisesRegex(ValueError, "no lesion prototype"):
+            head(tokens, with_lesion=True)
 
     def test_mlp_layers(self):
         linears = [m for m in self.head.mlp if isinstance(m, torch.nn.Linear)]

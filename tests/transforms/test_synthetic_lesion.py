@@ -1,3 +1,4 @@
+import itertools
 import unittest
 
 import numpy as np
@@ -37,6 +38,19 @@ def inside_some_blob(blobs, spatial):
     return inside
 
 
+def boxes_without_corners(blobs, spatial):
+    """Bool array: pixels of at least one blob's bounding box that are not one of that box's corners."""
+    out = np.zeros(spatial, dtype=bool)
+    for blob in blobs:
+        box = np.zeros(spatial, dtype=bool)
+        box[tuple(slice(max(b, 0), b + z) for b, z in zip(blob.start, blob.size))] = True
+        for corner in itertools.product(*[(b, b + z - 1) for b, z in zip(blob.start, blob.size)]):
+            if all(0 <= c < s for c, s in zip(corner, spatial)):
+                box[corner] = False
+        out |= box
+    return out
+
+
 def as_type(array, kind):
     if kind == "numpy":
         return array
@@ -72,9 +86,10 @@ class TestRandSyntheticLesion(unittest.TestCase):
             self.assertEqual(mask.meta["note"], 7)
 
     @parameterized.expand([((1, 64, 64),), ((1, 32, 24, 20),)])
-    def test_mask_lies_inside_the_blobs_and_count_is_in_range(self, shape):
+    def test_ellipse_mask_lies_inside_the_blobs_and_count_is_in_range(self, shape):
+        """The earlier fall-off (``falloff="ellipse"``, ``placement="anywhere"``): zero outside every ellipse."""
         img = body_image(shape)
-        transform = RandSyntheticLesion(num_lesions=(1, 3))
+        transform = RandSyntheticLesion(num_lesions=(1, 3), placement="anywhere", falloff="ellipse")
         counts = set()
         for seed in range(12):
             transform.set_random_state(seed)
@@ -87,6 +102,17 @@ class TestRandSyntheticLesion(unittest.TestCase):
             self.assertFalse((support & ~inside).any(), "mask is non-zero outside every blob ellipse")
             self.assertTrue(support.any())
         self.assertGreater(len(counts), 1)
+
+    @parameterized.expand([((1, 64, 64),), ((1, 32, 24, 20),)])
+    def test_rectangle_mask_fills_the_boxes_but_their_corners(self, shape):
+        """Default fall-off on a body of positive texture: the support is the union of the boxes without corners."""
+        img = body_image(shape)
+        transform = RandSyntheticLesion(num_lesions=(1, 3))
+        for seed in range(12):
+            transform.set_random_state(seed)
+            _, mask = transform(img, return_mask=True)
+            support = (mask > 0).any(axis=0)
+            np.testing.assert_array_equal(support, boxes_without_corners(transform.blobs, shape[1:]))
 
     @parameterized.expand([((4, 6), (64, 48), (4, 6), (4, 6)), ((0.25, 0.5), (64, 32), (16, 32), (8, 16))])
     def test_lesion_sizes_in_fractions_or_pixels(self, lesion_size, spatial, range0, range1):
@@ -207,11 +233,112 @@ class TestRandSyntheticLesion(unittest.TestCase):
             ({"ceiling": 0.0}, "ceiling"),
             ({"texture_size": 0}, "texture_size"),
             ({"sigma": 0}, "sigma"),
+            ({"placement": "border"}, "placement"),
+            ({"falloff": "disc"}, "falloff"),
+            ({"clip_scope": "body"}, "clip_scope"),
         ]
     )
     def test_bad_arguments(self, kwargs, name):
         with self.assertRaisesRegex(ValueError, name):
             RandSyntheticLesion(**kwargs)
+
+
+class TestLesionOptions(unittest.TestCase):
+    """The authors' choices (the defaults) and the earlier ones, each a named option."""
+
+    @parameterized.expand(
+        [
+            (shape, foreground)
+            for shape in ((1, 16, 16), (1, 24, 40), (2, 57, 31), (1, 224, 224), (1, 16, 20, 12), (1, 33, 17, 25))
+            for foreground in (False, True)
+        ]
+    )
+    def test_inside_never_cuts_a_blob_at_the_border(self, shape, foreground_only):
+        spatial = shape[1:]
+        img = np.full(shape, 0.5, dtype=np.float32)  # positive texture: the mask shows every blob pixel
+        img[(slice(None),) + tuple(slice(0, s // 3) for s in spatial)] = 0.1  # something for Otsu to find
+        transform = RandSyntheticLesion(num_lesions=(1, 4), lesion_size=(0.3, 0.99), foreground_only=foreground_only)
+        for seed in range(25):
+            transform.set_random_state(seed)
+            _, mask = transform(img, return_mask=True)
+            for blob in transform.blobs:
+                for b, z, s in zip(blob.start, blob.size, spatial):
+                    self.assertTrue(0 <= b and b + z <= s, f"{blob} crosses the border of {spatial}")
+            support = (np.asarray(mask) > 0).any(axis=0)
+            np.testing.assert_array_equal(support, boxes_without_corners(transform.blobs, spatial))
+
+    def test_anywhere_may_cut_a_blob_at_the_border(self):
+        transform = RandSyntheticLesion(num_lesions=4, placement="anywhere")
+        cut = False
+        for seed in range(10):
+            transform.set_random_state(seed)
+            transform(body_image((1, 32, 32)))
+            cut |= any(b < 0 or b + z > 32 for blob in transform.blobs for b, z in zip(blob.start, blob.size))
+        self.assertTrue(cut)
+
+    @parameterized.expand([((33, 33), (1, 12)), ((40, 24), (6, 11)), ((18, 21, 24), (1, 9)), ((20, 20, 20), (5, 7))])
+    def test_rectangle_falloff_is_zero_only_at_the_corners_and_peaks_at_the_amplitude(self, spatial, size_range):
+        img = np.full((1,) + spatial, 0.4, dtype=np.float32)  # constant: the texture is 0.4 everywhere
+        transform = RandSyntheticLesion(num_lesions=1, lesion_size=size_range, amplitude=0.5, ceiling=None)
+        odd = 0
+        for seed in range(30):
+            transform.set_random_state(seed)
+            _, mask = transform(img, return_mask=True)
+            blob = transform.blobs[0]
+            region = (0,) + tuple(slice(b, b + z) for b, z in zip(blob.start, blob.size))
+            box = np.asarray(mask)[region].copy()
+            self.assertAlmostEqual(float(box.max()), 0.5 * 0.4, places=6, msg=str(blob))
+            outside = np.asarray(mask).copy()
+            outside[region] = 0
+            self.assertFalse(outside.any(), "the mask is non-zero outside the box")
+            corners = np.zeros(blob.size, dtype=bool)
+            for corner in itertools.product(*[(0, z - 1) for z in blob.size]):
+                corners[corner] = True
+            if max(blob.size) > 1:
+                np.testing.assert_array_equal(box == 0, corners, err_msg=str(blob))
+            if all(z % 2 for z in blob.size):
+                odd += 1
+                self.assertAlmostEqual(float(box[tuple(z // 2 for z in blob.size)]), 0.2, places=6)
+        self.assertGreater(odd, 0, "no blob with odd sides: the centre was not checked")
+
+    def test_ellipse_falloff_is_zero_near_the_box_corners(self):
+        img = np.full((1, 40, 40), 0.4, dtype=np.float32)
+        transform = RandSyntheticLesion(num_lesions=1, lesion_size=(15, 15), ceiling=None, falloff="ellipse")
+        rectangle = RandSyntheticLesion(num_lesions=1, lesion_size=(15, 15), ceiling=None)
+        _, mask = transform.set_random_state(0)(img, return_mask=True)
+        _, rect = rectangle.set_random_state(0)(img, return_mask=True)
+        y, x = transform.blobs[0].start
+        self.assertEqual(rectangle.blobs[0].start, (y, x))
+        self.assertEqual(float(mask[0, y + 1, x + 1]), 0.0)  # outside the inscribed ellipse ...
+        self.assertGreater(float(rect[0, y + 1, x + 1]), 0.0)  # ... but inside the rectangle
+        self.assertEqual(float(rect[0, y, x]), 0.0)
+        self.assertAlmostEqual(float(mask.max()), float(rect.max()), places=6)
+
+    @parameterized.expand([((1, 48, 48),), ((1, 20, 24, 16),)])
+    def test_lesion_clip_scope_leaves_other_pixels_unchanged(self, shape):
+        img = body_image(shape)
+        img[img > 0.75] = 0.99  # well above the ceiling, inside and outside the lesions
+        image_scope = RandSyntheticLesion(num_lesions=(1, 2)).set_random_state(4)
+        lesion_scope = RandSyntheticLesion(num_lesions=(1, 2), clip_scope="lesion").set_random_state(4)
+        out_image, mask = image_scope(img, return_mask=True)
+        out_lesion, mask2 = lesion_scope(img, return_mask=True)
+        np.testing.assert_array_equal(mask, mask2)
+        touched = mask > 0
+        self.assertTrue(touched.any() and (~touched & (img > CEILING)).any())
+        np.testing.assert_array_equal(out_lesion[~touched], img[~touched])
+        np.testing.assert_array_equal(out_lesion[touched], np.clip(img + mask, 0, CEILING)[touched])
+        np.testing.assert_array_equal(out_image, np.clip(img + mask, 0, CEILING))
+        self.assertTrue((out_image[~touched] < img[~touched]).any(), "the image scope lowers untouched pixels")
+
+    def test_lesion_clip_scope_in_the_dictionary_transform(self):
+        img = body_image((1, 40, 40))
+        img[img > 0.75] = 0.99
+        out = RandSyntheticLesiond(clip_scope="lesion", placement="anywhere", falloff="ellipse").set_random_state(1)(
+            {"image": img}
+        )
+        untouched = np.asarray(out["lesion_mask"]) == 0
+        np.testing.assert_array_equal(np.asarray(out["image"])[untouched], img[untouched])
+        self.assertEqual(out["image"].dtype, np.float32)
 
 
 class TestFindBodyRegion(unittest.TestCase):

@@ -149,12 +149,15 @@ class TestPlotAnomalyCases(TmpDirTestCase):
 
 
 class TestWriteAnomalyFigure(TmpDirTestCase):
-    def test_tiny_model(self):
-        model = tiny_model().eval()
+    @parameterized.expand([(True, "lesion_probability", "lesion-prototype"), (False, "restoration_residual", "resid")])
+    def test_tiny_model(self, lesion_prototype, kind, shown_name):
+        """Both recipes: with the lesion prototype the map is its probability, without it the restoration residual."""
+        model = tiny_model(lesion_prototype=lesion_prototype).eval()
         film = torch.rand(1, SIZE, SIZE) * 0.8
         result = write_anomaly_figure(model, film, self.tmp / "maps.png", seeds=(0, 1), name="film.png")
         self.assertTrue(result.path.is_file())
-        self.assertEqual(result.map_kind, "lesion_probability")
+        self.assertEqual(result.map_kind, kind)
+        self.assertIn(shown_name, result.titles[1][1])
         self.assertIn("film.png", result.titles[1][0])
         self.assertFalse(model.training)
         # recompute: the same lesions, the teacher's token map, the AUROC against the abnormal tokens
