@@ -303,7 +303,7 @@ def write_anomaly_figure(
         network: the branch that reads the films, ``"teacher"`` (kept after pre-training) or ``"student"``.
         temperature: the training temperature of the prototype logits.
         layout: ``"xy"`` for films loaded by MONAI (shown transposed, upright), ``"yx"`` otherwise.
-        name: the film's name in the figure title.
+        name: the film's name, in the figure's title.
     """
     from monai_afire.inferers import token_outputs
     from monai_afire.transforms import RandSyntheticLesiond
@@ -335,7 +335,7 @@ def write_anomaly_figure(
         list(maps[1:]),
         [torch.as_tensor(c["lesion_mask"])[0] for c in cases],
         map_kind=kind,
-        titles=[f"{name + ', ' if name else ''}synthetic lesions, seed {s}" for s in seeds],
+        titles=[f"synthetic lesions, seed {s}" for s in seeds],
         layout=layout,
         suptitle=title if name is None else f"{title}\n{name}",
     )

@@ -158,7 +158,7 @@ class TestWriteAnomalyFigure(TmpDirTestCase):
         self.assertTrue(result.path.is_file())
         self.assertEqual(result.map_kind, kind)
         self.assertIn(shown_name, result.titles[1][1])
-        self.assertIn("film.png", result.titles[1][0])
+        self.assertIn("seed 0", result.titles[1][0])
         self.assertFalse(model.training)
         # recompute: the same lesions, the teacher's token map, the AUROC against the abnormal tokens
         for i, seed in enumerate((0, 1)):
