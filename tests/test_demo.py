@@ -38,12 +38,22 @@ class TestDemo(unittest.TestCase):
             self.skipTest("pydicom-data is not installed")
         with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, {"MONAI_AFIRE_CACHE": tmp}):
             with mock.patch("builtins.print") as printed:
-                outputs = demo.main(["--out", str(Path(tmp) / "demo"), "--num-images", "30", "--epochs", "1"])
+                args = ["--out", str(Path(tmp) / "demo"), "--num-images", "30", "--epochs", "1", "--probe-images", "60"]
+                outputs = demo.main(args)
             text = "\n".join(" ".join(map(str, c.args)) for c in printed.call_args_list)
             names = ("checkpoint", "teacher encoder (TorchScript)", "loss curves", "lesion gallery", "anomaly maps")
             for name in names:
                 self.assertTrue(Path(outputs[name]).is_file(), name)
                 self.assertIn(str(outputs[name]), text)
+            probe = outputs["probe"]
+            for key in ("afire", "random"):
+                self.assertTrue(0.0 <= probe[key] <= 1.0, probe)
+            self.assertGreater(probe["test_films"], 0)
+            gap, low, high = probe["gap"]
+            self.assertAlmostEqual(gap, probe["afire"] - probe["random"], places=6)
+            self.assertLessEqual(low, high)
+            self.assertIn("random encoder, same shape", text)
+            self.assertIn(f"{probe['random']:.3f}", text)
             history = read_loss_history(outputs["loss history"])
             self.assertEqual(len(history), 1)
             self.assertTrue(all(math.isfinite(history[0][k]) for k in ("loss", "structure", "restoration")))

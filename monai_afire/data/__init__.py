@@ -28,8 +28,14 @@ from .splits import holdout_split, label_fraction_split, read_split_list, write_
 # names, not here: runpy imports this package before it runs the module as ``__main__``, and a module imported
 # twice (once as ``__main__``) gives a RuntimeWarning and two copies of its classes.
 _LAZY = {
-    name: "simcxr"
-    for name in ("DEFAULT_PREVALENCE", "SimCXRGenerator", "SimCXRSample", "SimCXRSettings", "generate_simcxr")
+    **{
+        name: "simcxr"
+        for name in ("DEFAULT_PREVALENCE", "SimCXRGenerator", "SimCXRSample", "SimCXRSettings", "generate_simcxr")
+    },
+    **{
+        name: "prepare"
+        for name in ("FILM_EXTENSIONS", "PrepareSummary", "prepare_film", "prepare_films", "prepared_name")
+    },
 }
 
 
@@ -76,4 +82,9 @@ __all__ = [
     "generate_simcxr",
     "load_phantom",
     "RepeatedDataset",
+    "FILM_EXTENSIONS",
+    "PrepareSummary",
+    "prepare_film",
+    "prepare_films",
+    "prepared_name",
 ]

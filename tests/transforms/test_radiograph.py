@@ -6,6 +6,7 @@ import numpy as np
 import pydicom
 import torch
 from monai.data import MetaTensor
+from monai.transforms import LoadImage, Resized, ScaleIntensityRangePercentilesd, SpatialPadd
 from parameterized import parameterized
 from PIL import Image
 
@@ -15,6 +16,8 @@ from monai_afire.transforms import (
     InvertMonochrome1d,
     LoadRadiograph,
     LoadRadiographd,
+    PrepareRadiograph,
+    PrepareRadiographd,
     ToGrayscale,
     ToGrayscaled,
     radiograph_transforms,
@@ -95,7 +98,6 @@ class TestRealFilms(unittest.TestCase):
 
 
 class TestRadiographFiles(TmpDirTestCase):
-
     @parameterized.expand(
         [
             ("gray8.png", lambda p: p.astype(np.uint8)),
@@ -177,6 +179,16 @@ class TestRadiographFiles(TmpDirTestCase):
             radiograph_transforms()({"image": str(path)})
         self.assertRegex(messages(caught.exception), "nan.nii contains NaN")
 
+    def test_nan_pixels_in_a_float_tiff(self):
+        array = np.ones((8, 8), np.float32)
+        array[2, 3] = np.nan
+        path = self.tmp / "nan.tiff"
+        Image.fromarray(array).save(path)
+        with self.assertRaisesRegex(ValueError, "nan.tiff contains NaN"):
+            LoadRadiograph()(path)
+        Image.fromarray(np.ones((8, 8), np.float32)).save(path)
+        self.assertEqual(LoadRadiograph()(path).meta["mode"], "F")
+
     def test_volume_is_rejected(self):
         path = self.tmp / "volume.nii.gz"
         nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.float32), np.eye(4)), path)
@@ -222,6 +234,104 @@ class TestArrayTransforms(unittest.TestCase):
             np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-6)
         with self.assertRaisesRegex(ValueError, "5 channels"):
             ToGrayscale()(np.zeros((5, 2, 2)))
+
+
+def monai_preparation(image_size, lower=0.5, upper=99.5):
+    """The MONAI steps that :class:`PrepareRadiograph` replaces (after inversion and grey conversion)."""
+    return [
+        InvertMonochrome1d("image"),
+        ToGrayscaled("image"),
+        Resized("image", spatial_size=image_size, size_mode="longest", mode="area"),
+        ScaleIntensityRangePercentilesd("image", lower=lower, upper=upper, b_min=0.0, b_max=1.0, clip=True),
+        SpatialPadd("image", spatial_size=(image_size, image_size)),
+    ]
+
+
+class TestPrepareEqualsMonai(TmpDirTestCase):
+    """The fast paths give what the MONAI transforms they replace give."""
+
+    @parameterized.expand(
+        [
+            ("L", lambda p: p.astype(np.uint8), "png"),
+            ("I;16", lambda p: (p * 250).astype(np.uint16), "png"),
+            ("RGB", lambda p: np.dstack([p, p[::-1], p[:, ::-1] / 2]).astype(np.uint8), "png"),
+            ("RGBA", lambda p: np.dstack([p.astype(np.uint8)] * 4), "png"),
+            ("LA", lambda p: np.dstack([p.astype(np.uint8)] * 2), "png"),
+            ("P", lambda p: p.astype(np.uint8), "png"),
+            ("1", lambda p: p.astype(np.uint8), "png"),
+            ("L", lambda p: p.astype(np.uint8), "jpg"),
+        ]
+    )
+    def test_load_pil_equals_monai_loader(self, mode, make, suffix):
+        path = self.tmp / f"film.{suffix}"
+        Image.fromarray(make(np.tile(np.linspace(10, 200, 30), (20, 1)) + gradient() % 7)).convert(mode).save(path)
+        fast = LoadRadiograph()(path)
+        reference = LoadImage(image_only=True, ensure_channel_first=True, dtype="float32")(
+            str(path), reader=LoadRadiograph().pil
+        )
+        self.assertIsInstance(reference.meta, dict)
+        self.assertEqual(fast.shape, reference.shape)
+        self.assertEqual(fast.dtype, torch.float32)
+        self.assertTrue(torch.equal(fast.as_tensor(), reference.as_tensor()))
+        self.assertEqual(sorted(map(str, fast.meta)), sorted(map(str, reference.meta)))
+        for key, value in reference.meta.items():
+            if isinstance(value, float) and np.isnan(value):
+                self.assertTrue(np.isnan(fast.meta[key]), key)
+            else:
+                np.testing.assert_array_equal(np.asarray(fast.meta[key]), np.asarray(value), err_msg=str(key))
+
+    @parameterized.expand(
+        [
+            ("wide_down", (1, 300, 170), 64, 0.5, 99.5, None),
+            ("tall_down", (1, 41, 97), 32, 1.0, 99.0, None),
+            ("square_same", (1, 48, 48), 48, 0.5, 99.5, None),
+            ("up", (1, 11, 16), 40, 0.0, 100.0, None),
+            ("rgb", (3, 50, 35), 32, 0.5, 99.5, None),
+            ("monochrome1", (1, 60, 45), 32, 0.5, 99.5, "MONOCHROME1"),
+            ("ties", (1, 90, 64), 56, 0.5, 99.5, "MONOCHROME2"),
+        ]
+    )
+    def test_prepare_equals_monai_chain(self, _, shape, size, lower, upper, photometric):
+        rng = np.random.default_rng(sum(shape))
+        data = torch.from_numpy(rng.gamma(2.0, 400.0, size=shape).astype(np.float32))
+        if _ == "ties":
+            data = torch.round(data / data.max() * 15)
+        affine = torch.tensor([[0.5, 0, 0, 3], [0, 0.7, 0, -2], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.float64)
+        meta = {"filename_or_obj": "f.png", "affine": affine}
+        if photometric:
+            meta[PHOTOMETRIC_TAG] = {"vr": "CS", "Value": [photometric]}
+        image = MetaTensor(data, meta=meta)
+        expected = {"image": image.clone()}
+        for step in monai_preparation(size, lower, upper):
+            expected = step(expected)
+        expected = expected["image"]
+        out = PrepareRadiographd("image", size, lower, upper)({"image": image})["image"]
+        self.assertIsInstance(out, MetaTensor)
+        self.assertEqual(out.shape, expected.shape)
+        self.assertEqual(out.dtype, torch.float32)
+        # torch.quantile (MONAI) interpolates in float32: up to ~1e-5 off numpy.percentile, which we match
+        np.testing.assert_allclose(out.numpy(), expected.numpy(), atol=2e-5)
+        np.testing.assert_allclose(out.affine.numpy(), expected.affine.numpy(), atol=1e-9)
+        self.assertEqual(out.meta.get(PHOTOMETRIC_TAG), expected.meta.get(PHOTOMETRIC_TAG))
+        self.assertEqual(out.meta["filename_or_obj"], "f.png")
+        self.assertTrue(torch.equal(image.affine, affine))  # the input is left alone
+        unpadded = PrepareRadiograph(size, lower, upper, pad=False)(image)
+        self.assertEqual(max(unpadded.shape[1:]), size)
+        self.assertEqual(tuple(unpadded.shape[1:]), PrepareRadiograph(size).resized_shape(shape[1:]))
+
+    def test_prepare_plain_tensor_and_errors(self):
+        out = PrepareRadiograph(8)(np.arange(24, dtype=np.float64).reshape(1, 6, 4))
+        self.assertIs(type(out), torch.Tensor)
+        self.assertEqual(tuple(out.shape), (1, 8, 8))
+        self.assertEqual(out.dtype, torch.float32)
+        with self.assertRaisesRegex(ValueError, "f.nii.*2-D"):
+            PrepareRadiograph(8)(MetaTensor(torch.ones(1, 4, 4, 4), meta={"filename_or_obj": "f.nii"}))
+        with self.assertRaisesRegex(ValueError, "image_size"):
+            PrepareRadiograph(0)
+        with self.assertRaisesRegex(ValueError, "percentile"):
+            PrepareRadiograph(8, 50, 50)
+        with self.assertRaisesRegex(ValueError, "'film'"):
+            PrepareRadiographd("film", 8)({"image": torch.ones(1, 4, 4)})
 
 
 if __name__ == "__main__":
