@@ -215,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "--num-images", type=int, default=2000, help="normal simulated films to pre-train on (default 2000)"
     )
     parser.add_argument("--epochs", type=int, default=None, help="override demo.json's max_epochs")
+    parser.add_argument("--batch-size", type=int, default=None, help="override demo.json's batch_size")
     parser.add_argument(
         "--probe-images", type=int, default=1000, help="held-out labelled films of the probe step (default 1000)"
     )
@@ -225,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     data = ensure_simcxr(out / "simcxr", args.num_images, prevalence=0.0)  # normal films, as the evidence study
     print(f"[{time.time() - start:6.1f}s] simulated data set: {data}", flush=True)
     overrides = {} if args.epochs is None else {"max_epochs": args.epochs}
+    if args.batch_size is not None:
+        overrides["batch_size"] = args.batch_size
     history = run_pretraining(out, data, **overrides)
     print(f"[{time.time() - start:6.1f}s] pre-training done", flush=True)
     from monai.bundle import ConfigParser

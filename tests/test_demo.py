@@ -38,7 +38,8 @@ class TestDemo(unittest.TestCase):
             self.skipTest("pydicom-data is not installed")
         with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, {"MONAI_AFIRE_CACHE": tmp}):
             with mock.patch("builtins.print") as printed:
-                args = ["--out", str(Path(tmp) / "demo"), "--num-images", "30", "--epochs", "1", "--probe-images", "60"]
+                args = ["--out", str(Path(tmp) / "demo"), "--num-images", "30", "--epochs", "1", "--batch-size", "8"]
+                args += ["--probe-images", "60"]
                 outputs = demo.main(args)
             text = "\n".join(" ".join(map(str, c.args)) for c in printed.call_args_list)
             names = ("checkpoint", "teacher encoder (TorchScript)", "loss curves", "lesion gallery", "anomaly maps")
