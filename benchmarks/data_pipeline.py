@@ -437,10 +437,10 @@ def load_average() -> str:
 def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=None, help="where the films are written (reused); temp dir")
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, default=224, help="side of the prepared films (default 224)")
     parser.add_argument("--images", type=int, default=256, help="images per round for training-size files")
     parser.add_argument("--full-images", type=int, default=16, help="images per round for full-size films")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=7, help="rounds per measurement; the median is reported")
     parser.add_argument("--batch", type=int, default=32, help="images per collated batch")
     parser.add_argument("--files", type=int, default=64, help="distinct training-size files")
     parser.add_argument("--full-files", type=int, default=4, help="distinct full-size films of each kind")

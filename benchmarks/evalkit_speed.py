@@ -80,7 +80,7 @@ def _loop_bootstrap(y: np.ndarray, scores: np.ndarray, groups: np.ndarray, num_s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each step; the median is reported")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -62,8 +62,8 @@ def dry_run(preset, arms) -> str:
 
 def main(argv: Sequence[str] | None = None) -> Path | None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="study size (default cpu)")
     parser.add_argument("--out", default="benchmarks/results/evidence", help="output folder (cache in OUT/cache)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="preset overrides (JSON values)")
     parser.add_argument("--arms", default=None, help="comma-separated subset of the preset's arms")

@@ -172,12 +172,12 @@ def run(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="vit_base")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--lr", type=float, default=5e-4 * 64 / 256)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--arch", default="vit_base", help="encoder architecture (default vit_base)")
+    parser.add_argument("--image-size", type=int, default=224, help="side of the film in pixels")
+    parser.add_argument("--batch", type=int, default=8, help="lesioned copies of the film per batch")
+    parser.add_argument("--steps", type=int, default=50, help="training steps before the second measurement")
+    parser.add_argument("--lr", type=float, default=5e-4 * 64 / 256, help="learning rate of those steps")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the lesions")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
     args = parser.parse_args(argv)

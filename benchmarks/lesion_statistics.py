@@ -92,9 +92,9 @@ def run(draws: int, image_size: int, seed: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=1500)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--draws", type=int, default=1500, help="lesions drawn per setting")
+    parser.add_argument("--image-size", type=int, default=224, help="side of the prepared film")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the lesion draws (the same for every setting)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
     args = parser.parse_args(argv)
     table = run(args.draws, args.image_size, args.seed)

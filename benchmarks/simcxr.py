@@ -42,9 +42,9 @@ def _baseline_3d_warp(mu: np.ndarray, repeats: int, seed: int = 0) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-images", type=int, default=200)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-images", type=int, default=200, help="films generated per timed variant")
+    parser.add_argument("--image-size", type=int, default=224, help="side of the films in pixels")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed")
     parser.add_argument("--out", default=None, help="folder for the written set and the gallery (default: temp)")
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -53,10 +53,12 @@ def position_majority_accuracy(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-images", type=int, default=300)
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--num-images", type=int, default=300, help="normal films per geometry")
+    parser.add_argument("--image-size", type=int, default=128, help="side of the films in pixels")
     parser.add_argument("--seed", type=int, default=0, help="data seed")
-    parser.add_argument("--encoder-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--encoder-seeds", type=int, nargs="+", default=[0, 1, 2], help="initialisation seeds of the random encoder"
+    )
     parser.add_argument("--max-samples", type=int, default=5000, help="tokens scored (seeded subset)")
     parser.add_argument("--out", default=None, help="folder for the generated sets (default: temporary)")
     parser.add_argument("--report", default=None, help="markdown file to write")

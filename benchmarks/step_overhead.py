@@ -204,17 +204,23 @@ def loop_comparison(args: argparse.Namespace) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--archs", nargs="+", default=["vit_small", "vit_base"])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--archs", nargs="+", default=["vit_small", "vit_base"], help="encoder presets to time")
+    parser.add_argument("--batch", type=int, default=64, help="images per step")
+    parser.add_argument("--image-size", type=int, default=224, help="side of the images in pixels")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per variant (median; 3, quick 8)")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up steps (1, quick 2)")
     parser.add_argument("--repeats", type=int, default=None, help="(floor, full) rounds, best kept (1, quick 3)")
     parser.add_argument("--loop-steps", type=int, default=2, help="timed repeats of the loop comparison")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="torch device (default: cuda when available, else cpu)",
+    )
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast for forward and losses")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--quick", action="store_true", help="vit_small, 96 px, batch 8, 4 + 2 blocks (8 steps x 3)")
+    parser.add_argument(
+        "--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads on the CPU"
+    )
+    parser.add_argument("--quick", action="store_true", help="vit_small, 96 px, batch 8, 4 + 2 blocks, 8 steps x 3")
     parser.add_argument("--out", default=None, help="also write the table to this markdown file")
     args = parser.parse_args()
     if args.quick:

@@ -89,9 +89,9 @@ def run(sizes: Sequence[int], count: int, repeats: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[224, 512])
-    parser.add_argument("--images", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[224, 512], help="image sides in pixels, one row each")
+    parser.add_argument("--images", type=int, default=32, help="images per pass")
+    parser.add_argument("--repeats", type=int, default=10, help="passes over the images; the best is kept")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
     args = parser.parse_args(argv)
     table = run(args.sizes, args.images, args.repeats)

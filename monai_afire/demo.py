@@ -27,6 +27,7 @@ import importlib.util
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ BUNDLE_DIR = bundle_dir("afire_pretrain")
 CONFIGS = BUNDLE_DIR / "configs"
 #: the demo's recipe: the authors' (train.json) + monai-afire's lesion prototype (afire_plus.json) + small settings
 DEMO_CONFIGS = [str(CONFIGS / "train.json"), str(CONFIGS / "afire_plus.json"), str(CONFIGS / "demo.json")]
+#: start of MONAI's warning, on every bundle run, that a config's ``_target_`` and ``$`` values run code
+TRUSTED_CONFIG_NOTICE = "parsing config_file"
 
 
 def demo_film_path() -> str:
@@ -141,7 +144,9 @@ def run_pretraining(out_dir: str | Path, data_dir: str | Path, **overrides: Any)
     args = _bundle_overrides(out_dir, Path(data_dir), **overrides)
     logging_file = str(CONFIGS / "logging.conf")
     if importlib.util.find_spec("fire") is not None:
-        cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", repr(DEMO_CONFIGS)]
+        # MONAI warns on every run that a config may run code; these are the package's own configs
+        cmd = [sys.executable, "-W", f"ignore:{TRUSTED_CONFIG_NOTICE}:UserWarning", "-m", "monai.bundle", "run"]
+        cmd += ["--config_file", repr(DEMO_CONFIGS)]
         cmd += ["--logging_file", logging_file]
         for k, v in args.items():
             cmd += [f"--{k}", str(v)]
@@ -151,7 +156,9 @@ def run_pretraining(out_dir: str | Path, data_dir: str | Path, **overrides: Any)
         from monai.bundle import run
 
         print("`fire` is not installed: running monai.bundle.run(...) in process (same as python -m monai.bundle run)")
-        run(config_file=DEMO_CONFIGS, logging_file=logging_file, **args)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=TRUSTED_CONFIG_NOTICE, category=UserWarning)
+            run(config_file=DEMO_CONFIGS, logging_file=logging_file, **args)
     return out_dir / "train" / "loss_history.csv"
 
 
@@ -190,43 +197,20 @@ def demo_network(out_dir: str | Path) -> tuple[Any, int]:
 
 
 def write_anomaly_maps(out_dir: str | Path, film: str | None = None, seeds: Sequence[int] = (0, 1, 2)) -> Path:
-    """Per-token anomaly maps of the demo film, clean and with synthetic lesions, saved as ``anomaly_maps.png``.
+    """Per-token anomaly maps of the demo film, clean and with synthetic lesions, their lesioned-minus-clean
+    differences and token AUROCs, saved as ``anomaly_maps.png`` (:func:`monai_afire.visualize.write_anomaly_figure`).
 
     The maps are the lesion-prototype probability for a model trained with the lesion prototype (the demo's
-    recipe), else the restoration residual; each panel's title says which (see
-    :func:`monai_afire.inferers.token_outputs`).
+    recipe), else the restoration residual; the figure says which (see :func:`monai_afire.inferers.token_outputs`).
     """
-    import torch
-    import torch.nn.functional as F
-
-    from monai_afire.inferers import token_outputs
-    from monai_afire.transforms import RandSyntheticLesiond, radiograph_transforms
-    from monai_afire.visualize import save_map_gallery
+    from monai_afire.transforms import radiograph_transforms
+    from monai_afire.visualize import write_anomaly_figure
 
     model, size = demo_network(out_dir)
     film = demo_film_path() if film is None else film
     prepared = radiograph_transforms(image_size=size)({"image": film})
-    lesion = RandSyntheticLesiond(keys="image")
-    samples = [("clean film", prepared["image"])]
-    samples += [(f"+ synthetic lesions (seed {s})", lesion.set_random_state(s)(prepared)["image"]) for s in seeds]
-    images, maps, kinds = [], [], []
-    with torch.no_grad():
-        for _, image in samples:
-            x = torch.as_tensor(image).float()[None]
-            out = token_outputs(model, x, network="teacher")
-            maps.append(F.interpolate(out["anomaly"][None], size=x.shape[-2:], mode="nearest")[0, 0].numpy())
-            images.append(x[0, 0].numpy())
-            kinds.append(out["anomaly_kind"].replace("_", " "))
-    return Path(
-        save_map_gallery(
-            Path(out_dir) / "anomaly_maps.png",
-            images,
-            maps,
-            titles=[f"{t}\n({kind})" for (t, _), kind in zip(samples, kinds)],
-            map_threshold=None,
-            layout="xy",  # MONAI arrays are (x, y): show the film upright
-        )
-    )
+    path = Path(out_dir) / "anomaly_maps.png"
+    return write_anomaly_figure(model, prepared["image"], path, seeds, name=Path(film).name).path
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

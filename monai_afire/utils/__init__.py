@@ -1,4 +1,5 @@
-"""Utilities of monai-afire: distributed helpers, checked weight loading, unwrapping, input checks, sync counting."""
+"""Utilities of monai-afire: distributed helpers, checked weight loading, unwrapping, input checks, sync counting,
+quiet loaders."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .distributed import (
 )
 from .errors import clean_errors, debug_enabled, user_message
 from .host_sync import HostSyncCounter, optimizer_step_counters
+from .quiet import nvimgcodec_notice_silenced
 from .state_dict import check_state_dict, load_weights, read_state_dict
 from .wrappers import unwrap_model
 
@@ -31,6 +33,7 @@ __all__ = [
     "get_world_size",
     "init_distributed",
     "load_weights",
+    "nvimgcodec_notice_silenced",
     "optimizer_step_counters",
     "rank0_only",
     "read_state_dict",

@@ -62,6 +62,22 @@ class TestTokenOutputs(TmpDirTestCase):
         torch.testing.assert_close(out["anomaly"].flatten(1), expected)
         self.assertGreaterEqual(float(out["anomaly"].min()), 0.0)
 
+    def test_writer_keeps_dicom_uid_names_apart(self):
+        """DICOM files are often named by their UID: every stem used to be cut at the first dot ("1"), so all
+        outputs overwrote one file; the same name in two folders gets a suffix."""
+        model = tiny_model()
+        inferer = TokenAnomalyInferer()
+        names = ["/p1/1.2.826.0.1.11.dcm", "/p1/1.2.826.0.1.12.dcm", "/p2/1.2.826.0.1.11.dcm", "/p3/ct.nii.gz"]
+        batch = {"image": MetaTensor(torch.rand(4, 1, 32, 32), meta={"filename_or_obj": names})}
+        engine = Engine(lambda e, b: {"pred": inferer(b["image"], model)})
+        writer = TokenOutputWriter(self.tmp)
+        writer.attach(engine)
+        engine.run([batch])
+        expected = ["1.2.826.0.1.11", "1.2.826.0.1.12", "1.2.826.0.1.11_2", "ct"]
+        self.assertEqual([p.name for p in writer.written], [f"{e}_tokens.npz" for e in expected])
+        self.assertEqual(len(set(self.tmp.glob("*.npz"))), 4)
+        self.assertEqual([writer.sources[p] for p in writer.written], names)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import unittest
+import warnings
 
 import torch
 from parameterized import parameterized
@@ -92,6 +93,18 @@ class TestAFiReEncoder(unittest.TestCase):
         enc = AFiReEncoder("vit_tiny", img_size=32, patch_size=8, **TINY)
         with self.assertRaisesRegex(ValueError, "expected input"):
             enc(torch.rand(1, 1, 64, 64))
+
+    def test_trace_without_warnings(self):
+        """TorchScript export (``monai.bundle ckpt_export --use_trace``) prints no TracerWarning; the traced encoder
+        gives the encoder's tokens."""
+        enc = AFiReEncoder("vit_tiny", img_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=2).eval()
+        x = torch.rand(2, 1, 32, 32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", torch.jit.TracerWarning)
+            traced = torch.jit.trace(enc, x)
+        torch.testing.assert_close(traced(x), enc(x))
+        with self.assertRaisesRegex(ValueError, "expected input"):
+            enc(torch.rand(1, 1, 16, 16))  # eager calls still check
 
 
 if __name__ == "__main__":
