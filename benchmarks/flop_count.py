@@ -74,10 +74,10 @@ def build(arch: str, image_size: int, **afire: Any) -> tuple[torch.nn.Module, to
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--arch", default="vit_base")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--arch", default="vit_base", help="encoder preset (default vit_base)")
+    parser.add_argument("--image-size", type=int, default=224, help="side of the images in pixels")
+    parser.add_argument("--batch", type=int, default=2, help="images in the counted step (FLOP are per image)")
+    parser.add_argument("--device", default="cpu", help="torch device of the counted step")
     parser.add_argument("--out", default=None, help="also write the table to this markdown file")
     args = parser.parse_args()
     model, loss_fn = build(args.arch, args.image_size)

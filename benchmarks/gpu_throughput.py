@@ -176,18 +176,22 @@ def _override(item: str) -> tuple[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, nargs="+", default=None, help="batch sizes (64 128 256)")
-    parser.add_argument("--compile", choices=("both", "on", "off"), default="both")
+    parser.add_argument(
+        "--compile", choices=("both", "on", "off"), default="both", help="time with torch.compile, without, or both"
+    )
     parser.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     parser.add_argument("--steps", type=int, default=30, help="timed iterations per configuration")
     parser.add_argument("--warmup", type=int, default=8, help="untimed iterations first (compilation included)")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--peak-tflops", type=float, default=PEAK_TFLOPS)
+    parser.add_argument("--image-size", type=int, default=224, help="side of the images in pixels")
+    parser.add_argument(
+        "--peak-tflops", type=float, default=PEAK_TFLOPS, help="dense bf16 peak of the GPU, for the FLOP utilisation"
+    )
     parser.add_argument("--budget-s", type=float, default=float("inf"), help="start no configuration after this")
     parser.add_argument("--config", nargs="+", type=Path, default=None, help="bundle config files (train.json)")
     parser.add_argument("--set", nargs="*", default=None, metavar="KEY=VALUE", help="further config overrides")
-    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--device", default="cuda", help="torch device (default cuda)")
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny model, batch 2, 2 + 3 steps")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", default=None, help="also write the results to this markdown file")
     args = parser.parse_args()
     if args.set:
         args.set = dict(_override(item) for item in args.set)
