@@ -29,10 +29,13 @@ lint:
 # MONAI's model-zoo checks of both bundles, offline: metadata against the schema the repository ships
 # (bundles/schema/metadata_schema.json), and network_def's input/output against the metadata's network_data_format
 BUNDLE_NAMES ?= afire_pretrain afire_cxr_classification
+# md5 of the shipped schema, so that MONAI checks the file's integrity (and says nothing about a missing hash)
+SCHEMA_MD5 ?= 80a88da51432ccbba5b788a4d5bebfd0
+
 verify:
 	for b in $(BUNDLE_NAMES); do \
 		$(PYTHON) -m monai.bundle verify_metadata --meta_file bundles/$$b/configs/metadata.json \
-			--filepath bundles/schema/metadata_schema.json && \
+			--filepath bundles/schema/metadata_schema.json --hash_val $(SCHEMA_MD5) && \
 		$(PYTHON) -m monai.bundle verify_net_in_out network_def --meta_file bundles/$$b/configs/metadata.json \
 			--config_file bundles/$$b/configs/inference.json --device cpu || exit 1; \
 	done
