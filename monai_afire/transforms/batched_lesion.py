@@ -23,7 +23,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import ensure_tuple_rep
 
-from .synthetic_lesion import CLIP_SCOPES, FALLOFFS, PLACEMENTS, _as_range, _choice, _to_pixels
+from .synthetic_lesion import LesionOptions, _to_pixels
 from .utils import require_keys
 
 __all__ = [
@@ -160,7 +160,7 @@ class LesionBlobs:
     lesioned: torch.Tensor
 
 
-class RandSyntheticLesionBatch(RandomizableTransform):
+class RandSyntheticLesionBatch(LesionOptions, RandomizableTransform):
     """The Synthetic Lesion Mask of :class:`~monai_afire.transforms.RandSyntheticLesion` for a batch (B, C, H, W) on
     its device: every image gets its own blobs, drawn from the same distribution with the same arguments and
     defaults (the authors' recipe: blobs inside the image, rectangle fall-off, ceiling over the whole image).
@@ -194,26 +194,9 @@ class RandSyntheticLesionBatch(RandomizableTransform):
         grid_size: int = 64,
     ) -> None:
         super().__init__(prob)
-        low, high = (num_lesions, num_lesions) if isinstance(num_lesions, int) else tuple(num_lesions)
-        if not 0 <= int(low) <= int(high):
-            raise ValueError(f"num_lesions must be a range (low, high) with 0 <= low <= high, got {num_lesions}.")
-        self.num_lesions = (int(low), int(high))
-        self.lesion_size = _as_range(lesion_size, "lesion_size")
-        if self.lesion_size[0] <= 0:
-            raise ValueError(f"lesion_size must be > 0, got {lesion_size}.")
-        if not texture_size > 0:
-            raise ValueError(f"texture_size must be > 0, got {texture_size}.")
-        if ceiling is not None and not ceiling > 0:
-            raise ValueError(f"ceiling must be > 0 or None, got {ceiling}.")
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {sigma}.")
-        self.placement = _choice(placement, PLACEMENTS, "placement")
-        self.falloff = _choice(falloff, FALLOFFS, "falloff")
-        self.clip_scope = _choice(clip_scope, CLIP_SCOPES, "clip_scope")
-        self.texture_size = float(texture_size)
-        self.amplitude = _as_range(amplitude, "amplitude")
-        self.ceiling = None if ceiling is None else float(ceiling)
-        self.sigma = float(sigma)
+        self.set_lesion_options(
+            num_lesions, lesion_size, texture_size, amplitude, ceiling, sigma, placement, falloff, clip_scope
+        )
         self.grid_size = int(grid_size)
         self._seed = int(self.R.randint(2**62))
         self._generators: dict[str, torch.Generator] = {}
@@ -231,10 +214,6 @@ class RandSyntheticLesionBatch(RandomizableTransform):
         if key not in self._generators:
             self._generators[key] = torch.Generator(device=device).manual_seed(self._seed)
         return self._generators[key]
-
-    def size_range(self, spatial_shape: Sequence[int]) -> list[tuple[int, int]]:
-        """Blob side range in pixels along each spatial axis (as the per-image transform rounds it)."""
-        return [(_to_pixels(self.lesion_size[0], s), _to_pixels(self.lesion_size[1], s)) for s in spatial_shape]
 
     def randomize(self, batch_size: int, spatial_shape: Sequence[int], device: torch.device) -> LesionBlobs:  # type: ignore[override]
         """Draw the blobs of a batch: per image whether it is lesioned and how many blobs; per blob its size (each

@@ -72,7 +72,50 @@ def _to_pixels(value: float, side: int) -> int:
     return max(1, int(round(value * side if value < 1 else value)))
 
 
-class RandSyntheticLesion(RandomizableTransform):
+class LesionOptions:
+    """The lesion options shared by :class:`RandSyntheticLesion` and
+    :class:`~monai_afire.transforms.RandSyntheticLesionBatch`: one place that checks and stores them."""
+
+    def set_lesion_options(
+        self,
+        num_lesions: int | tuple[int, int],
+        lesion_size: Range,
+        texture_size: float,
+        amplitude: Range,
+        ceiling: float | None,
+        sigma: float,
+        placement: str,
+        falloff: str,
+        clip_scope: str,
+    ) -> None:
+        """Check the options (ValueError naming the bad one) and store them as attributes of the same names."""
+        low, high = (num_lesions, num_lesions) if isinstance(num_lesions, int) else tuple(num_lesions)
+        if not 0 <= int(low) <= int(high):
+            raise ValueError(f"num_lesions must be a range (low, high) with 0 <= low <= high, got {num_lesions}.")
+        self.num_lesions = (int(low), int(high))
+        self.lesion_size = _as_range(lesion_size, "lesion_size")
+        if self.lesion_size[0] <= 0:
+            raise ValueError(f"lesion_size must be > 0, got {lesion_size}.")
+        if not texture_size > 0:
+            raise ValueError(f"texture_size must be > 0, got {texture_size}.")
+        if ceiling is not None and not ceiling > 0:
+            raise ValueError(f"ceiling must be > 0 or None, got {ceiling}.")
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}.")
+        self.texture_size = float(texture_size)
+        self.amplitude = _as_range(amplitude, "amplitude")
+        self.ceiling = None if ceiling is None else float(ceiling)
+        self.sigma = float(sigma)
+        self.placement = _choice(placement, PLACEMENTS, "placement")
+        self.falloff = _choice(falloff, FALLOFFS, "falloff")
+        self.clip_scope = _choice(clip_scope, CLIP_SCOPES, "clip_scope")
+
+    def size_range(self, spatial_shape: Sequence[int]) -> list[tuple[int, int]]:
+        """Blob side range in pixels along each spatial axis of an image of ``spatial_shape``."""
+        return [(_to_pixels(self.lesion_size[0], s), _to_pixels(self.lesion_size[1], s)) for s in spatial_shape]
+
+
+class RandSyntheticLesion(LesionOptions, RandomizableTransform):
     """Add a synthetic lesion (1-4 textured Gaussian opacities) to a channel-first image, as in AFiRe.
 
     The lesion mask is M = sum of blobs, each ``amplitude * T * W``: T is a texture patch of side ``texture_size`` cut
@@ -139,27 +182,10 @@ class RandSyntheticLesion(RandomizableTransform):
         clip_scope: str = "image",
     ) -> None:
         super().__init__(prob)
-        low, high = (num_lesions, num_lesions) if isinstance(num_lesions, int) else tuple(num_lesions)
-        if not 0 <= int(low) <= int(high):
-            raise ValueError(f"num_lesions must be a range (low, high) with 0 <= low <= high, got {num_lesions}.")
-        self.num_lesions = (int(low), int(high))
-        self.lesion_size = _as_range(lesion_size, "lesion_size")
-        if self.lesion_size[0] <= 0:
-            raise ValueError(f"lesion_size must be > 0, got {lesion_size}.")
-        if not texture_size > 0:
-            raise ValueError(f"texture_size must be > 0, got {texture_size}.")
-        if ceiling is not None and not ceiling > 0:
-            raise ValueError(f"ceiling must be > 0 or None, got {ceiling}.")
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {sigma}.")
-        self.texture_size = float(texture_size)
-        self.amplitude = _as_range(amplitude, "amplitude")
-        self.ceiling = None if ceiling is None else float(ceiling)
-        self.sigma = float(sigma)
+        self.set_lesion_options(
+            num_lesions, lesion_size, texture_size, amplitude, ceiling, sigma, placement, falloff, clip_scope
+        )
         self.foreground_only = foreground_only
-        self.placement = _choice(placement, PLACEMENTS, "placement")
-        self.falloff = _choice(falloff, FALLOFFS, "falloff")
-        self.clip_scope = _choice(clip_scope, CLIP_SCOPES, "clip_scope")
         self._blobs: tuple[LesionBlob, ...] = ()
         self._shape: tuple[int, ...] | None = None
 
@@ -167,10 +193,6 @@ class RandSyntheticLesion(RandomizableTransform):
     def blobs(self) -> tuple[LesionBlob, ...]:
         """The blobs drawn by the last :meth:`randomize` (empty when no lesion was added)."""
         return self._blobs if self._do_transform else ()
-
-    def size_range(self, spatial_shape: Sequence[int]) -> list[tuple[int, int]]:
-        """Blob side range in pixels along each spatial axis of an image of ``spatial_shape``."""
-        return [(_to_pixels(self.lesion_size[0], s), _to_pixels(self.lesion_size[1], s)) for s in spatial_shape]
 
     def randomize(self, spatial_shape: Sequence[int], body: BodyRegion | None = None) -> None:  # type: ignore[override]
         """Draw whether to add a lesion and, if so, the number, size, position and amplitude of its blobs.
