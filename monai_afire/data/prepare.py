@@ -36,7 +36,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -331,6 +331,17 @@ def _jobs(films: Iterable[str], src: Path, out: Path, extensions: Sequence[str])
     return jobs, outside
 
 
+def _finished_results(pending: set[Future], bar: Any) -> Generator[Any, None, set[Future]]:
+    """Wait for at least one of ``pending``, yield the results of the finished ones (advancing ``bar``), and return
+    the futures still pending."""
+    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+    for future in finished:
+        results = future.result()
+        bar.update(len(results))
+        yield from results
+    return pending
+
+
 def _chunks(items: Sequence, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
@@ -370,18 +381,10 @@ def _run(
             try:
                 for chunk in chunks:
                     pending.add(pool.submit(_run_chunk, chunk))
-                    if len(pending) >= 4 * workers:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for future in finished:
-                            results = future.result()
-                            bar.update(len(results))
-                            yield from results
+                    if len(pending) >= 4 * workers:  # keep a bounded queue of submitted chunks
+                        pending = yield from _finished_results(pending, bar)
                 while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        results = future.result()
-                        bar.update(len(results))
-                        yield from results
+                    pending = yield from _finished_results(pending, bar)
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
